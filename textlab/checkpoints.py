@@ -1,0 +1,104 @@
+"""Save and load a trained model as one file: weights, config, vocabulary and history.
+
+The file holds only tensors and plain Python containers, so it loads with
+``torch.load(path, weights_only=True)``: no pickled code runs when you open a checkpoint
+someone sent you.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig, TextlabError, TrainConfig, from_dict, to_dict
+from .models import build_model
+from .vocab import CharVocab
+
+FORMAT, VERSION = "textlab-checkpoint", 1
+
+
+class CheckpointError(TextlabError):
+    """A file that is not a usable textlab checkpoint."""
+
+
+@dataclass
+class Loaded:
+    """A checkpoint, ready to sample from."""
+
+    model: nn.Module
+    vocab: CharVocab
+    train_config: TrainConfig | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab,
+                    train_config: TrainConfig | None = None, history: list[dict] | None = None) -> Path:
+    """Write the checkpoint atomically: to a temporary file, then one rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": to_dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocab": list(vocab.chars),
+        "train_config": to_dict(train_config) if train_config is not None else None,
+        "history": list(history or []),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
+    """Rebuild the model and vocabulary saved in ``path``, in eval mode on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged zip or pickle
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated: "
+                              f"{type(err).__name__}). Train again or copy the file again.") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        hint = " (it looks like a bare state_dict)" if isinstance(payload, dict) else ""
+        raise CheckpointError(f"{path} is not a textlab checkpoint{hint}; save models with "
+                              "textlab.save_checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path} is checkpoint version {payload.get('version')}, this textlab "
+                              f"reads version {VERSION}; use the textlab release that wrote it")
+    try:
+        model = build_model(from_dict(ModelConfig, payload["model_config"]))
+        model.load_state_dict(payload["state_dict"])
+        vocab = CharVocab(payload["vocab"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path} is damaged: its weights do not fit its config ({err})") from None
+    train_config = payload.get("train_config")
+    return Loaded(model.to(device).eval(), vocab,
+                  from_dict(TrainConfig, train_config) if train_config else None, payload.get("history", []))
+
+
+def list_models(folder: str | Path = "models") -> dict[str, Path]:
+    """Checkpoints in a folder by name: ``NAME.pt`` files and ``NAME/model.pt`` run folders."""
+    folder = Path(folder)
+    found = {p.stem: p for p in folder.glob("*.pt")}
+    found.update({p.parent.name: p for p in folder.glob("*/model.pt")})
+    return dict(sorted(found.items()))
+
+
+def load_model(name: str, folder: str | Path = "models", device: str | torch.device = "cpu") -> Loaded:
+    """Load a checkpoint by name from a folder of them (see ``list_models``)."""
+    models = list_models(folder)
+    if name not in models:
+        raise CheckpointError(f"no model {name!r} in {folder}; found: {', '.join(models) or 'none'}")
+    return load_checkpoint(models[name], device)

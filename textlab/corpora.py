@@ -1,0 +1,272 @@
+"""The course texts: download once, verify, cache, clean, split.
+
+``data/corpora.json`` holds facts about each text (where it lives, its size and sha256,
+its licence), never the text itself. ``load_corpus(name)`` downloads it on first use and
+caches it under ``data/cache/`` (or ``$TEXTLAB_CACHE``). ``$TEXTLAB_MIRROR`` replaces the
+host with a local folder or a base URL holding the same files; tests and offline runs
+point it at a folder of the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import TextlabError
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REGISTRY_PATH = DATA_DIR / "corpora.json"
+DOWNLOAD_TIMEOUT = 30  # seconds without a byte before a download is abandoned
+
+
+class CorpusError(TextlabError):
+    """A corpus could not be fetched, verified or read."""
+
+
+class EditionWarning(UserWarning):
+    """The downloaded text is whole but differs from the edition the registry knows."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One entry of the registry: facts about a text, not the text."""
+
+    name: str
+    title: str
+    author: str
+    language: str
+    filename: str
+    download_url: str
+    canonical_url: str | None
+    sha256: str
+    bytes: int
+    gutenberg: bool
+    license: str
+
+
+@dataclass
+class CleanReport:
+    """What ``clean_text`` removed or changed, so a student can see it."""
+
+    header: str = ""
+    footer: str = ""
+    removed_bom: bool = False
+    crlf_lines: int = 0
+    nfc_changed: int = 0  # characters gained or lost by Unicode NFC normalisation
+
+    def summary(self) -> str:
+        parts = [f"header {len(self.header):,} chars", f"footer {len(self.footer):,} chars"]
+        if self.removed_bom:
+            parts.append("a byte-order mark")
+        if self.crlf_lines:
+            parts.append(f"{self.crlf_lines:,} CRLF line endings → LF")
+        if self.nfc_changed:
+            parts.append(f"NFC normalisation changed the length by {self.nfc_changed:+,}")
+        return "removed: " + ", ".join(parts)
+
+
+@dataclass
+class Text:
+    """A cleaned text and where it came from."""
+
+    text: str
+    name: str
+    report: CleanReport = field(default_factory=CleanReport)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+@dataclass
+class Split:
+    """Contiguous train / val / test slices of one text."""
+
+    train: str
+    val: str
+    test: str = ""
+
+
+# ---------------------------------------------------------------------------- registry
+
+def registry() -> dict[str, Corpus]:
+    """All corpora the course knows, by name."""
+    data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
+    return {entry["name"]: Corpus(**entry) for entry in data["corpora"]}
+
+
+def get_corpus(name: str) -> Corpus:
+    corpora = registry()
+    if name not in corpora:
+        raise CorpusError(f"unknown corpus {name!r}; known: {', '.join(corpora)} "
+                          "(for your own file use load_text(path) or --text PATH)")
+    return corpora[name]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TEXTLAB_CACHE") or DATA_DIR / "cache")
+
+
+def source_url(corpus: Corpus) -> str:
+    """Where to fetch ``corpus`` from: its download URL, or the mirror when one is set."""
+    mirror = os.environ.get("TEXTLAB_MIRROR", "").strip()
+    if not mirror:
+        return corpus.download_url
+    if re.match(r"^[a-z]+://", mirror):
+        return mirror.rstrip("/") + "/" + corpus.filename
+    return Path(mirror).resolve().joinpath(corpus.filename).as_uri()
+
+
+# ---------------------------------------------------------------------------- download
+
+def _download(url: str, dest: Path) -> tuple[int, str]:
+    """Stream ``url`` into ``dest``; return (bytes, sha256). A short transfer is an error."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(dest, "wb") as out:
+            expected = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+    except urllib.error.HTTPError as err:
+        raise CorpusError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise CorpusError(f"download of {url} failed: {reason}. Offline? Set TEXTLAB_MIRROR to a "
+                          "folder holding the files (e.g. ../shared/data).") from None
+    if expected is not None and int(expected) != size:
+        raise CorpusError(f"download of {url} was cut short: {size:,} of {expected} bytes; try again")
+    return size, digest.hexdigest()
+
+
+def _check(corpus: Corpus, path: Path, size: int, sha: str, strict: bool) -> None:
+    """Accept the exact edition; warn about a whole but different one; refuse a broken one."""
+    if sha == corpus.sha256:
+        return
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorpusError(f"{corpus.name}: the file is not UTF-8 text (sha256 {sha[:12]}…); "
+                          "the download is damaged or the URL serves something else") from None
+    truncated = size < 0.9 * corpus.bytes or (corpus.gutenberg and not _END.search(text))
+    if truncated:
+        raise CorpusError(f"{corpus.name}: got {size:,} bytes, expected {corpus.bytes:,} and an intact "
+                          "end; the download looks truncated. Nothing was cached: try again.")
+    message = (f"{corpus.name}: sha256 {sha[:12]}… differs from the registry's {corpus.sha256[:12]}… "
+               f"({size:,} vs {corpus.bytes:,} bytes) but the text is whole: probably a newer edition")
+    if strict:
+        raise CorpusError(message + "; strict=True refuses it")
+    warnings.warn(message + "; using it", EditionWarning, stacklevel=3)
+
+
+def fetch(name: str, strict: bool = False) -> Path:
+    """The cached raw file of corpus ``name``, downloading and verifying it first if needed.
+
+    The download goes to a temporary file beside the cache and is moved in with one atomic
+    rename, so a failed or refused download never leaves a half file behind.
+    """
+    corpus = get_corpus(name)
+    target = cache_dir() / corpus.filename
+    if target.exists():
+        raw = target.read_bytes()
+        try:
+            _check(corpus, target, len(raw), hashlib.sha256(raw).hexdigest(), strict)
+            return target
+        except CorpusError:
+            target.unlink()  # a damaged cache file: fetch it again
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{corpus.filename}.", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        size, sha = _download(source_url(corpus), tmp)
+        _check(corpus, tmp, size, sha, strict)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+# ---------------------------------------------------------------------------- cleaning
+
+_START = re.compile(r"^\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
+_END = re.compile(r"^[ \t]*\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
+_END_LINE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg'?s? .*$", re.M | re.I)
+
+
+def clean_text(raw: str) -> tuple[str, CleanReport]:
+    """Strip a Project Gutenberg header/footer and the BOM, turn CRLF into LF, normalise to NFC.
+
+    Texts without a Gutenberg header are kept whole. Returns the text and what was removed.
+    """
+    report = CleanReport()
+    if raw.startswith("\ufeff"):
+        raw, report.removed_bom = raw[1:], True
+    report.crlf_lines = raw.count("\r\n")
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    start = _START.search(text)
+    end = _END.search(text, start.end() if start else 0)
+    if start and end:
+        body_end = end.start()
+        # Older files repeat "End of the Project Gutenberg EBook of …" just before the marker.
+        last = None
+        for last in _END_LINE.finditer(text, start.end(), body_end):
+            pass
+        if last is not None and not text[last.end():body_end].strip():
+            body_end = last.start()
+        report.header, report.footer = text[:start.end()], text[body_end:]
+        text = text[start.end():body_end].strip("\n") + "\n"
+    normal = unicodedata.normalize("NFC", text)
+    report.nfc_changed = len(normal) - len(text)
+    return normal, report
+
+
+def load_corpus(name: str, strict: bool = False) -> Text:
+    """Download (once), verify and clean a registered corpus."""
+    raw = fetch(name, strict=strict).read_bytes().decode("utf-8")
+    text, report = clean_text(raw)
+    return Text(text, name, report)
+
+
+def load_text(path: str | os.PathLike, encoding: str = "utf-8") -> Text:
+    """Load your own text file (UTF-8, with or without BOM). Pass ``encoding="cp1251"`` for old Russian files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"no such file: {path}")
+    raw = path.read_bytes()
+    try:
+        decoded = raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path} is not valid {encoding} (byte {err.start}); save it as UTF-8, or pass "
+                          "encoding='cp1251' (Windows Cyrillic) / 'latin-1' if that is what it is") from None
+    text, report = clean_text(decoded)
+    if not text.strip():
+        raise CorpusError(f"{path} holds no text")
+    return Text(text, path.stem, report)
+
+
+def split_text(text: str, val_fraction: float = 0.1, test_fraction: float = 0.0) -> Split:
+    """Cut a text by position: the first part trains, the last ``val_fraction`` validates.
+
+    Contiguous slices, never random windows: two overlapping random windows would put the
+    same sentence in both train and val, and the validation score would flatter the model.
+    """
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError("val_fraction and test_fraction must be in [0, 1) and sum to less than 1")
+    n = len(text)
+    n_test, n_val = int(n * test_fraction), int(n * val_fraction)
+    if n - n_val - n_test < 2 or n_val < 2:
+        raise TextlabError(f"text of {n} characters is too short to split; use a longer text")
+    cut_val, cut_test = n - n_val - n_test, n - n_test
+    return Split(text[:cut_val], text[cut_val:cut_test], text[cut_test:])
+

@@ -1,0 +1,137 @@
+"""Generating text from a trained model, one character at a time.
+
+The prime is read once; after that each step feeds only the newest character and the
+carried state (the LSTM's memory, or MiniGPT's key/value cache). Re-reading the whole text
+at every step, as many tutorials do, gives the same distribution but costs a forward pass
+over the full prefix for every character (see ``sample_refeed``).
+
+Knobs, applied to the logits in this order:
+* ``temperature``: divide the logits by it. <1 sharpens (safer, repetitive), >1 flattens
+  (wilder); 0 means greedy: always the most likely character.
+* ``top_k``: keep only the k most likely characters.
+* ``top_p``: keep the smallest set of most likely characters whose probability reaches p.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from .vocab import CharVocab
+
+
+def check_params(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 length: int = 0, num_samples: int = 1) -> None:
+    """Raise a ValueError that says what is allowed, before any work is done."""
+    if not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), not {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be an integer ≥ 1 or None, not {top_k!r}")
+    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1] or None, not {top_p!r}")
+    if not isinstance(length, int) or length < 0:
+        raise ValueError(f"length must be an integer ≥ 0, not {length!r}")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be an integer ≥ 1, not {num_samples!r}")
+
+
+def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """Next-character probabilities (..., V) from logits (..., V), after temperature, top-k, top-p."""
+    logits = logits.float()
+    if temperature == 0:  # greedy: all the probability on the most likely character
+        return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    probs = logits.softmax(-1)
+    if top_p is not None and top_p < 1:
+        sorted_probs, order = probs.sort(-1, descending=True)
+        # Drop a character when the ones more likely than it already reach top_p.
+        drop = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
+        probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def _prime_ids(model: nn.Module, vocab: CharVocab, prime: str, num_samples: int) -> torch.Tensor:
+    if not prime:
+        raise ValueError("prime must hold at least one character (try '\\n' or a word)")
+    ids = vocab.encode(prime)  # raises a clear error on characters the model never saw
+    if not model.stateful:
+        ids = ids[-model.config.block_size:]
+    return ids.to(next(model.parameters()).device).expand(num_samples, -1)  # (B, T)
+
+
+@torch.inference_mode()
+def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
+                 num_samples: int = 1) -> Iterator[torch.Tensor]:
+    """Yield ``length`` steps of new ids, each a (num_samples,) tensor: the engine behind the samplers."""
+    check_params(temperature, top_k, top_p, length, num_samples)
+    model.eval()
+    x = _prime_ids(model, vocab, prime, num_samples)
+    generator = torch.Generator(device=x.device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    step = model.stepper()
+    logits, state = model(x)        # read the prime once: (B, T, V)
+    logits = logits[:, -1]          # (B, V): what comes after the prime
+    for _ in range(length):
+        probs = probabilities(logits, temperature, top_k, top_p)
+        ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+        yield ids
+        logits, state = step(ids, state)
+
+
+def sample(model: nn.Module, vocab: CharVocab, prime: str = "\n", length: int = 300,
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           seed: int | None = None, num_samples: int = 1) -> str | list[str]:
+    """The prime followed by ``length`` generated characters; a list of ``num_samples`` texts if > 1.
+
+    The samples are generated together, as one batch: 16 samples cost little more than one.
+    """
+    steps = list(generate_ids(model, vocab, prime, length, temperature, top_k, top_p, seed, num_samples))
+    ids = torch.stack(steps, 1) if steps else torch.empty(num_samples, 0, dtype=torch.long)
+    texts = [prime + vocab.decode(row) for row in ids.cpu()]
+    return texts[0] if num_samples == 1 else texts
+
+
+def stream(model: nn.Module, vocab: CharVocab, prime: str = "\n", length: int = 300,
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           seed: int | None = None) -> Iterator[str]:
+    """Yield the generated characters one by one, as they are made (prime not included)."""
+    for ids in generate_ids(model, vocab, prime, length, temperature, top_k, top_p, seed):
+        yield vocab.chars[int(ids[0])]
+
+
+@torch.inference_mode()
+def next_char_probs(model: nn.Module, vocab: CharVocab, prime: str, temperature: float = 1.0,
+                    top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """The distribution (V,) over the character that follows ``prime``."""
+    check_params(temperature, top_k, top_p)
+    model.eval()
+    logits, _ = model(_prime_ids(model, vocab, prime, 1))
+    return probabilities(logits[0, -1], temperature, top_k, top_p).cpu()
+
+
+@torch.inference_mode()
+def sample_refeed(model: nn.Module, vocab: CharVocab, prime: str, length: int, temperature: float = 1.0,
+                  seed: int | None = None) -> str:
+    """The slow way, for comparison only: re-read the whole text so far for every new character."""
+    check_params(temperature, length=length)
+    model.eval()
+    ids = _prime_ids(model, vocab, prime, 1)
+    generator = torch.Generator(device=ids.device).manual_seed(seed if seed is not None else 0)
+    for _ in range(length):
+        context = ids if model.stateful else ids[:, -model.config.block_size:]
+        logits, _ = model(context)
+        probs = probabilities(logits[:, -1], temperature)
+        ids = torch.cat([ids, torch.multinomial(probs, 1, generator=generator)], 1)
+    return prime + vocab.decode(ids[0, -length:] if length else [])
