@@ -74,25 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_corpora(_args) -> None:
-    from .corpora import cache_dir, registry
+    from .corpora import registry_table
 
-    print(f"{'name':<22}{'lang':<6}{'size':>10}  {'cached':<7}title — licence")
-    for c in registry().values():
-        cached = "yes" if (cache_dir() / c.filename).exists() else "no"
-        licence = c.license.split(";")[0].split(".")[0]
-        print(f"{c.name:<22}{c.language:<6}{c.bytes / 1e6:>8.2f}MB  {cached:<7}{c.title[:50]} — {licence}")
+    print(registry_table())
 
 
 def cmd_train(args) -> None:
-    from .baselines import unigram_bpc
-    from .corpora import load_corpus, load_text, split_text
-    from .models import build_model, count_parameters
+    from .corpora import load_corpus, load_text
+    from .models import count_parameters
     from .plots import save_history_plot
     from .sampling import sample
-    from .training import train
-    from .vocab import CharVocab
+    from .training import train_on_text
 
-    model_cfg, train_cfg = default_configs(args.device or "auto")
+    model_cfg, train_cfg = default_configs(args.device or "auto", kind=args.kind or "lstm")
     train_overrides = _overrides(args, TrainConfig)
     # One budget given on the command line replaces the default budget.
     if "steps" in train_overrides and "minutes" not in train_overrides:
@@ -106,29 +100,24 @@ def cmd_train(args) -> None:
 
     text = load_corpus(args.corpus) if args.corpus else load_text(args.text, args.encoding)
     out = Path(args.out or Path("runs") / text.name)
-    vocab = CharVocab.from_text(text.text)
-    split = split_text(text.text, train_cfg.val_fraction)
-    model = build_model(replace(model_cfg, vocab_size=len(vocab)))
-    baseline = unigram_bpc(split.train, split.val)
-    budget = f"{train_cfg.steps} steps" if train_cfg.steps else f"{train_cfg.minutes:g} min"
-    if train_cfg.steps and train_cfg.minutes:
-        budget = f"{train_cfg.steps} steps or {train_cfg.minutes:g} min"
-    print(f"corpus {text.name}: {len(text):,} chars, {len(vocab)} distinct; {text.report.summary()}")
-    print(f"model {model_cfg.kind} {count_parameters(model):,} parameters on {pick_device(train_cfg.device)}, "
-          f"budget {budget}; unigram baseline {baseline:.3f} bpc")
-    result = train(model, vocab.encode(split.train), vocab.encode(split.val), train_cfg,
-                   vocab=vocab, checkpoint=out / "model.pt")
+    budget = " or ".join(b for b in (f"{train_cfg.steps} steps" if train_cfg.steps else "",
+                                     f"{train_cfg.minutes:g} min" if train_cfg.minutes else "") if b)
+    print(f"corpus {text.name}: {len(text):,} chars; {text.report.summary()}")
+    print(f"training a {model_cfg.kind} model on {pick_device(train_cfg.device)} for {budget}")
+    run = train_on_text(text.text, model_cfg, train_cfg, checkpoint=out / "model.pt")
+    result = run.result
     if result.message:
         print(result.message)
     if not result.history:
         raise TextlabError("training stopped before the first evaluation; nothing was saved")
-    save_history_plot(result.history, out / "loss.png", baseline)
-    print(f"{result.steps} steps in {result.seconds:.0f} s ({result.stopped}); saved {out / 'model.pt'} "
-          f"and {out / 'loss.png'}")
-    prime = split.val[:split.val.find("\n") + 1] or "\n"
+    save_history_plot(result.history, out / "loss.png", run.unigram_bpc)
+    print(f"{count_parameters(run.model):,} parameters, {len(run.vocab)} characters; {result.steps} steps "
+          f"in {result.seconds:.0f} s ({result.stopped}); unigram baseline {run.unigram_bpc:.3f} bpc")
+    print(f"saved {out / 'model.pt'} and {out / 'loss.png'}")
+    prime = next((line + "\n" for line in run.split.val.splitlines() if line.strip()), "\n")
     for t in SAMPLE_TEMPERATURES:
-        print(f"\n--- sample, temperature {t} ---")
-        print(sample(model, vocab, prime, length=240, temperature=t, seed=0))
+        print(f"\n--- sample, temperature {t}, prime {prime.strip()!r} ---")
+        print(sample(run.model, run.vocab, prime, length=240, temperature=t, seed=0))
     print(f"\nval_bpc={result.best_val_bpc:.3f}")
 
 

@@ -70,18 +70,48 @@ def quick_mode() -> bool:
     return os.environ.get("TEXTLAB_QUICK", "") not in ("", "0")
 
 
-def default_configs(device: str = "auto") -> tuple[ModelConfig, TrainConfig]:
-    """The configuration a student gets: sized for a CPU laptop, bigger on a GPU, tiny in QUICK mode."""
-    model, train = ModelConfig(), TrainConfig(device=device)
+def default_configs(device: str = "auto", kind: str = "lstm") -> tuple[ModelConfig, TrainConfig]:
+    """The configuration a student gets: sized for a CPU laptop, bigger on a GPU, tiny in QUICK mode.
+
+    ``kind="gpt"`` gives MiniGPT's: 4 blocks of width 160, about as many parameters (1.3 M) as
+    the 512-cell LSTM (1.2 M), so the two architectures are compared at equal size.
+    """
+    if kind not in ("lstm", "gpt"):
+        raise ValueError(f"unknown model kind {kind!r}: use 'lstm' or 'gpt'")
+    model, train = ModelConfig(kind=kind), TrainConfig(device=device)
+    gpt = kind == "gpt"
+    if gpt:  # attention needs a gentler learning rate than the LSTM
+        model, train = replace(model, embed_dim=160, hidden_size=160, num_layers=4), replace(train, lr=2e-3)
     if quick_mode():
-        return replace(model, hidden_size=64), replace(train, steps=60, minutes=None, eval_every=30,
-                                                       eval_chars=5_000, batch_size=16, seq_len=64,
-                                                       progress=False)
+        model = replace(model, hidden_size=64)
+        if gpt:
+            model = replace(model, embed_dim=64, num_layers=2, block_size=64)
+        return model, replace(train, steps=60, minutes=None, eval_every=30, eval_chars=5_000, batch_size=16,
+                              seq_len=64, progress=False)
     if pick_device(device).type == "cuda":
+        if gpt:  # nanoGPT's "baby GPT" for Shakespeare: 10.7 M parameters, context 256
+            return (replace(model, embed_dim=384, hidden_size=384, num_layers=6, n_head=6, block_size=256,
+                            dropout=0.1),
+                    replace(train, batch_size=64, seq_len=256, lr=1e-3, minutes=5.0))
         # A GPU is idle at batch 32: more parallel streams and a wider, deeper LSTM cost no extra time.
         return (replace(model, hidden_size=768, num_layers=2, dropout=0.1),
                 replace(train, batch_size=128, lr=2e-3, minutes=5.0))
     return model, train
+
+
+def fine_tune_config(device: str = "auto") -> TrainConfig:
+    """How ``textlab.gpt2.fine_tune`` trains a pretrained GPT-2: a small learning rate, short windows.
+
+    Sized for a free Colab T4: ``distilgpt2`` at batch 8 × 256 tokens in mixed precision. The
+    weights already know English, so the learning rate is ~50× lower than from scratch, with no
+    weight decay (it would pull the pretrained weights towards zero).
+    """
+    cfg = TrainConfig(batch_size=8, seq_len=256, batching="random", lr=5e-5, warmup_steps=20,
+                      weight_decay=0.0, minutes=3.0, eval_every=100, eval_chars=20_000, device=device)
+    if quick_mode():
+        return replace(cfg, batch_size=2, seq_len=64, steps=5, minutes=None, eval_every=5, eval_chars=2_000,
+                       progress=False)
+    return cfg
 
 
 def to_dict(config) -> dict:

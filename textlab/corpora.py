@@ -10,6 +10,7 @@ point it at a folder of the files.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -111,6 +112,17 @@ def get_corpus(name: str) -> Corpus:
     return corpora[name]
 
 
+def registry_table() -> str:
+    """The registry as a text table: name, language, size, whether it is cached, title, licence."""
+    lines = [f"{'name':<21} {'lang':<4} {'size':>8}  {'cached':<6}  title — licence"]
+    for c in registry().values():
+        cached = "yes" if (cache_dir() / c.filename).exists() else "no"
+        licence = c.license.split(";")[0].split(" (")[0].split(". ")[0]
+        lines.append(f"{c.name:<21} {c.language:<4} {c.bytes / 1e6:>6.2f}MB  {cached:<6}  "
+                     f"{c.title.split(' (')[0][:40]} — {licence}")
+    return "\n".join(lines)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("TEXTLAB_CACHE") or DATA_DIR / "cache")
 
@@ -139,7 +151,7 @@ def _download(url: str, dest: Path) -> tuple[int, str]:
                 size += len(chunk)
     except urllib.error.HTTPError as err:
         raise CorpusError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # e.g. IncompleteRead
         reason = getattr(err, "reason", err)
         raise CorpusError(f"download of {url} failed: {reason}. Offline? Set TEXTLAB_MIRROR to a "
                           "folder holding the files (e.g. ../shared/data).") from None
@@ -218,11 +230,12 @@ def clean_text(raw: str) -> tuple[str, CleanReport]:
     end = _END.search(text, start.end() if start else 0)
     if start and end:
         body_end = end.start()
-        # Older files repeat "End of the Project Gutenberg EBook of …" just before the marker.
+        # Older files repeat "End of the Project Gutenberg EBook of …" just before the marker,
+        # sometimes wrapped onto a second line (pg84: "…of Frankenstein, by\nMary … Shelley").
         last = None
         for last in _END_LINE.finditer(text, start.end(), body_end):
             pass
-        if last is not None and not text[last.end():body_end].strip():
+        if last is not None and "\n\n" not in text[last.start():body_end].strip():
             body_end = last.start()
         report.header, report.footer = text[:start.end()], text[body_end:]
         text = text[start.end():body_end].strip("\n") + "\n"

@@ -90,20 +90,22 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head = cfg.n_head
-        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)  # queries, keys, values at once
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout = cfg.dropout
+        self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cache: tuple | None = None):
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """x: (B, T, C) → (B, T, C), plus this layer's keys and values (B, nh, T_seen, hs) for the cache."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if cache is not None:  # generation: one new position attends to all cached ones
-            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None,
+        if cache is not None:  # generation: the one new position attends to all cached ones
+            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)  # (B, nh, T_seen, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None,  # softmax(q·kᵀ/√hs)·v
                                            dropout_p=self.dropout if self.training else 0.0)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, nh, T, hs) → (B, T, C)
-        return self.proj(y), (k, v)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, nh, T, hs) → (B, T, C): the heads side by side
+        return self.resid_drop(self.proj(y)), (k, v)
 
 
 class Block(nn.Module):
@@ -114,12 +116,13 @@ class Block(nn.Module):
         C = cfg.hidden_size
         self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
         self.attn = CausalSelfAttention(cfg)
-        self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(), nn.Linear(4 * C, C), nn.Dropout(cfg.dropout))
+        self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(approximate="tanh"),  # GPT-2's GELU
+                                 nn.Linear(4 * C, C), nn.Dropout(cfg.dropout))
 
-    def forward(self, x, cache=None):
-        a, cache = self.attn(self.ln1(x), cache)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), cache
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        a, cache = self.attn(self.ln1(x), cache)  # (B, T, C)
+        x = x + a                                 # positions exchange information…
+        return x + self.mlp(self.ln2(x)), cache   # …then each one thinks on its own
 
 
 class MiniGPT(nn.Module):
@@ -127,18 +130,22 @@ class MiniGPT(nn.Module):
 
     stateful = False  # each training window is seen on its own
 
-    def __init__(self, vocab_size: int, hidden_size: int = 128, num_layers: int = 4,
+    def __init__(self, vocab_size: int, hidden_size: int = 160, num_layers: int = 4,
                  n_head: int = 4, block_size: int = 128, dropout: float = 0.0):
         super().__init__()
-        self.config = ModelConfig("gpt", vocab_size, hidden_size, hidden_size, num_layers, dropout,
-                                  n_head, block_size)
+        if hidden_size % n_head:
+            raise ValueError(f"hidden_size={hidden_size} must be a multiple of n_head={n_head}: "
+                             "each head gets hidden_size // n_head dimensions")
+        self.config = ModelConfig(kind="gpt", vocab_size=vocab_size, embed_dim=hidden_size,
+                                  hidden_size=hidden_size, num_layers=num_layers, dropout=dropout,
+                                  n_head=n_head, block_size=block_size)
         self.tok = nn.Embedding(vocab_size, hidden_size)
         self.pos = nn.Embedding(block_size, hidden_size)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(self.config) for _ in range(num_layers))
         self.ln_f = nn.LayerNorm(hidden_size)
         self.head = nn.Linear(hidden_size, vocab_size, bias=False)
-        self.head.weight = self.tok.weight  # weight tying, as in GPT-2
+        self.head.weight = self.tok.weight  # weight tying, as in GPT-2: one matrix reads and writes
         self.apply(self._init)
         for name, p in self.named_parameters():  # GPT-2: scale the residual projections by depth
             if name.endswith(("proj.weight", "mlp.2.weight")):
@@ -152,32 +159,43 @@ class MiniGPT(nn.Module):
             nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """state = (per-layer key/value caches, the ids seen so far), for generation."""
+        """x: (B, T) ids → logits (B, T, vocab_size), and state = (per-layer key/value caches, ids seen).
+
+        Without a state, x is a whole window of at most ``block_size`` characters. With one
+        (generation), x is the one next character; when the context is full, the model starts
+        again from the last ``block_size`` characters, so positions never run past the table.
+        """
         block = self.config.block_size
-        caches, seen = state if state is not None else ([None] * len(self.blocks), x[:, :0])
+        if state is None:
+            caches, seen = [None] * len(self.blocks), x[:, :0]
+            if x.shape[1] > block:
+                raise ValueError(f"MiniGPT reads at most block_size={block} characters at once, got "
+                                 f"{x.shape[1]}; pass the last {block} (x[:, -{block}:])")
+        else:
+            caches, seen = state
+            if x.shape[1] != 1:
+                raise ValueError("with a state (key/value cache), MiniGPT takes one new character at a time")
+            if seen.shape[1] + 1 > block:  # full: recompute the last block_size ids from scratch
+                logits, state = self.forward(torch.cat([seen, x], 1)[:, -block:])
+                return logits[:, -1:], state
         past = seen.shape[1]
-        if past + x.shape[1] > block:
-            if state is None:
-                raise ValueError(f"MiniGPT sees at most block_size={block} characters at once")
-            # The context is full: start again from the last block_size ids (the positions restart).
-            history = torch.cat([seen, x], 1)[:, -block:]
-            logits, state = self.forward(history)
-            return logits[:, -x.shape[1]:], state
-        if state is not None and x.shape[1] > 1:
-            raise ValueError("with a cache, MiniGPT takes one new character at a time")
-        positions = torch.arange(past, past + x.shape[1], device=x.device)
-        h = self.drop(self.tok(x) + self.pos(positions))    # (B, T, C)
+        positions = torch.arange(past, past + x.shape[1], device=x.device)  # (T,)
+        h = self.drop(self.tok(x) + self.pos(positions))   # (B, T, C)
         new_caches = []
         for blk, cache in zip(self.blocks, caches):
-            h, cache = blk(h, cache)                          # (B, T, C)
+            h, cache = blk(h, cache)                         # (B, T, C)
             new_caches.append(cache)
-        logits = self.head(self.ln_f(h))                      # (B, T, vocab_size)
+        logits = self.head(self.ln_f(h))                     # (B, T, vocab_size)
         return logits, (new_caches, torch.cat([seen, x], 1))
 
     def stepper(self) -> Step:
-        """One character at a time with the key/value cache."""
+        """One character at a time with the key/value cache: each step costs one position, not T.
+
+        Once ``block_size`` characters have been seen, every step recomputes the last
+        ``block_size`` (learned positions cannot slide), as re-reading the text would.
+        """
         def step(ids: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
-            logits, state = self(ids[:, None], state)  # (B, 1, vocab_size)
+            logits, state = self(ids[:, None], state)  # (B,) → (B, 1, vocab_size)
             return logits[:, -1], state
 
         return step

@@ -16,6 +16,15 @@ def show_char(c: str) -> str:
     return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(c, c)
 
 
+def show_batch(x: torch.Tensor, y: torch.Tensor, vocab: CharVocab, rows: int = 4) -> str:
+    """A batch as text: each row's inputs above its targets, which are the inputs shifted by one."""
+    lines = []
+    for r in range(min(rows, len(x))):
+        lines.append(f"row {r} x: " + "".join(show_char(c) for c in vocab.decode(x[r])))
+        lines.append(f"      y: " + "".join(show_char(c) for c in vocab.decode(y[r])))
+    return "\n".join(lines)
+
+
 def plot_history(history: list[dict], baseline_bpc: float | None = None, ax=None, label: str = ""):
     """Train and val bits per character against characters seen; the unigram baseline dashed."""
     if ax is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ from tqdm.auto import tqdm
 
 from .batches import make_batches
 from .checkpoints import save_checkpoint
-from .config import TextlabError, TrainConfig, pick_device
+from .baselines import unigram_bpc
+from .config import ModelConfig, TextlabError, TrainConfig, pick_device
+from .corpora import Split, split_text
+from .models import build_model
 from .vocab import CharVocab
 
 LN2 = math.log(2)
@@ -117,6 +120,10 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     cfg = cfg or TrainConfig()
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give a budget: TrainConfig.steps or TrainConfig.minutes")
+    if (cfg.steps is not None and cfg.steps < 1) or (cfg.minutes is not None and cfg.minutes <= 0):
+        raise ValueError(f"the budget must be positive, not steps={cfg.steps}, minutes={cfg.minutes}")
+    if cfg.eval_every < 1:
+        raise ValueError(f"eval_every must be ≥ 1, not {cfg.eval_every}")
     if not model.stateful and cfg.seq_len > model.config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's block_size="
                          f"{model.config.block_size}")
@@ -227,3 +234,25 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             save_checkpoint(checkpoint, model, vocab, cfg, result.history)
     _emit(callbacks, "on_end", result)
     return result
+
+
+@dataclass
+class Run:
+    """Everything ``train_on_text`` made: the trained model, its vocabulary, the split, the scores."""
+
+    model: nn.Module
+    vocab: CharVocab
+    split: Split
+    result: TrainResult
+    unigram_bpc: float  # the baseline to beat, on the same validation text
+
+
+def train_on_text(text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, callbacks=(),
+                  checkpoint: str | Path | None = None) -> Run:
+    """The whole recipe in one call: vocabulary → split → model → train (the CLI runs this)."""
+    vocab = CharVocab.from_text(text)
+    split = split_text(text, train_cfg.val_fraction)
+    model = build_model(replace(model_cfg, vocab_size=len(vocab)))
+    result = train(model, vocab.encode(split.train), vocab.encode(split.val), train_cfg, callbacks,
+                   vocab=vocab, checkpoint=checkpoint)
+    return Run(model, vocab, split, result, unigram_bpc(split.train, split.val))

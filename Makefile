@@ -1,0 +1,46 @@
+# Two commands on a fresh machine:
+#   make demo   – create .venv, install, train a CharLSTM on tiny Shakespeare for 3 minutes, sample, plot
+#   make test   – create .venv, install, run every test (unit, notebooks with nbval, widgets on
+#                 ipywidgets 8 and 7.7, the real-browser test)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The CPU build of PyTorch. On a laptop elsewhere you may prefer:
+#   make TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
+TORCH  ?= torch==2.13.0
+# Offline machines read the course texts from a mirror folder when one is beside the repo.
+export TEXTLAB_MIRROR ?= $(if $(wildcard ../shared/data/MANIFEST.json),$(abspath ../shared/data),)
+DEMO_MINUTES ?= 3
+
+.PHONY: demo test test-unit test-notebooks test-widgets7 benchmarks clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m textlab train --corpus tiny_shakespeare --minutes $(DEMO_MINUTES) --out runs/demo
+	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 0.5 --length 200 --seed 1
+	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 1.2 --length 200 --seed 1
+	@echo "loss curve: runs/demo/loss.png"
+
+# ipywidgets 7.7 (what Colab ships) shadowing 8.x, for the widget tests only.
+$(VENV)/w7/.installed: $(BIN)/.installed
+	$(BIN)/pip install -q --target $(VENV)/w7 --no-deps "ipywidgets==7.7.5" "widgetsnbextension==3.6.10" "jupyterlab_widgets==1.1.11"
+	touch $@
+
+test: $(BIN)/.installed $(VENV)/w7/.installed
+	TEXTLAB_QUICK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks \
+	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	TEXTLAB_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(VENV)/w7 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_widgets.py
+
+benchmarks: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_sample.py
+	$(BIN)/python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,38 @@
+"""Shared by the benchmarks: the machine description and the RESULTS.md appender."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table (prints well in a terminal too)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def append_results(title: str, command: str, body: str) -> None:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    with RESULTS.open("a", encoding="utf-8") as f:
+        f.write(f"\n## {title} — {stamp}\n\n{machine()}\n\n`{command}`\n\n{body}\n")

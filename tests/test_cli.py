@@ -1,0 +1,143 @@
+"""The command line: ``python -m textlab corpora | train | sample``, and its one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from textlab import load_checkpoint, load_corpus, registry
+from textlab.cli import main
+
+
+def run_cli(args: list[str], env_extra: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m textlab ARGS`` in a fresh interpreter, as a student would run it."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", **env_extra}
+    return subprocess.run([sys.executable, "-m", "textlab", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(shared_data, tmp_path_factory):
+    """One short CLI training run on tiny_shakespeare, shared by the tests below."""
+    root = tmp_path_factory.mktemp("cli")
+    env = {"TEXTLAB_MIRROR": str(shared_data), "TEXTLAB_CACHE": str(root / "cache")}
+    out = root / "runs" / "shakespeare"
+    proc = run_cli(["train", "--corpus", "tiny_shakespeare", "--steps", "30", "--eval-every", "15",
+                    "--hidden-size", "32", "--out", str(out)], env, root)
+    return proc, out, env
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# ---------------------------------------------------------------------------- corpora
+
+def test_corpora_lists_the_names(mirror_env, capsys):
+    assert main(["corpora"]) == 0
+    out = capsys.readouterr().out
+    for name in registry():
+        assert re.search(rf"^{name}\s+\w\w\s+[\d.]+MB\s+no\s", out, re.M), name
+
+
+def test_corpora_shows_what_is_cached(mirror_env, capsys):
+    load_corpus("onegin_ru")
+    main(["corpora"])
+    assert re.search(r"^onegin_ru\s+ru\s+[\d.]+MB\s+yes\s", capsys.readouterr().out, re.M)
+
+
+# ---------------------------------------------------------------------------- train and sample
+
+def test_train_prints_val_bpc_last_and_writes_model_and_plot(trained_run):
+    proc, out, _ = trained_run
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert re.fullmatch(r"val_bpc=\d+\.\d{3}", lines[-1]), lines[-1]
+    assert lines[0].startswith("corpus tiny_shakespeare: 1,115,394 chars")
+    assert "--- sample, temperature 0.8" in proc.stdout
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    loaded = load_checkpoint(out / "model.pt")
+    assert loaded.model.config.hidden_size == 32
+    assert [r["step"] for r in loaded.history] == [15, 30]
+    assert float(lines[-1].split("=")[1]) < 6.1  # log2(65) ≈ 6.02: it must be no worse than guessing
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "model.pt"]
+
+
+def test_sample_prints_text_starting_with_the_prime(trained_run):
+    _, out, env = trained_run
+    proc = run_cli(["sample", str(out / "model.pt"), "--prime", "ROMEO:", "--length", "50", "--seed", "1"],
+                   env, out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ROMEO:") and len(proc.stdout) == len("ROMEO:") + 50 + 1
+
+
+def test_sample_by_name_with_several_samples(trained_run, capsys):
+    _, out, _ = trained_run
+    code = main(["sample", "shakespeare", "--models", str(out.parent), "--prime", "A", "--length", "20",
+                 "--num-samples", "3", "--temperature", "0", "--seed", "2"])
+    assert code == 0
+    samples = re.split(r"^--- sample \d ---\n", capsys.readouterr().out, flags=re.M)
+    assert samples[0] == "" and len(samples) == 4
+    assert all(s.startswith("A") and len(s) == len("A") + 20 + 1 for s in samples[1:])
+    assert samples[1] == samples[2] == samples[3]  # temperature 0: greedy, the same every time
+
+
+# ---------------------------------------------------------------------------- errors: one line, exit 2
+
+def test_unknown_corpus(mirror_env, tmp_path, capsys):
+    code = main(["train", "--corpus", "nope", "--steps", "5", "--out", str(tmp_path / "o")])
+    assert_one_line_error(code, capsys.readouterr().err, "unknown corpus 'nope'", "tiny_shakespeare")
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_text_file(tmp_path, capsys):
+    code = main(["train", "--text", str(tmp_path / "missing.txt"), "--steps", "5", "--out", str(tmp_path)])
+    assert_one_line_error(code, capsys.readouterr().err, "no such file", "missing.txt")
+
+
+def test_text_in_the_wrong_encoding(tmp_path, capsys):
+    path = tmp_path / "old.txt"
+    path.write_bytes("Мой дядя самых честных правил ".encode("cp1251") * 100)
+    code = main(["train", "--text", str(path), "--steps", "5", "--out", str(tmp_path / "o")])
+    assert_one_line_error(code, capsys.readouterr().err, "cp1251")
+
+
+def test_bad_temperature(trained_run, capsys):
+    _, out, _ = trained_run
+    code = main(["sample", str(out / "model.pt"), "--temperature", "-1"])
+    assert_one_line_error(code, capsys.readouterr().err, "temperature must be a number ≥ 0")
+
+
+def test_prime_with_unknown_characters(trained_run, capsys):
+    _, out, _ = trained_run
+    code = main(["sample", str(out / "model.pt"), "--prime", "Жизнь"])
+    assert_one_line_error(code, capsys.readouterr().err, "not in the vocabulary", "'Ж'")
+
+
+def test_corrupt_checkpoint_in_a_fresh_interpreter(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(os.urandom(2048))
+    proc = run_cli(["sample", str(path)], {}, tmp_path)
+    assert proc.stdout == ""
+    assert_one_line_error(proc.returncode, proc.stderr, "not a readable checkpoint")
+
+
+@pytest.mark.parametrize("option", [["--steps", "0"], ["--minutes", "-1"], ["--eval-every", "0"]])
+def test_budget_must_be_positive(mirror_env, tmp_path, capsys, option):
+    code = main(["train", "--corpus", "onegin_ru", *option, "--out", str(tmp_path / "o")])
+    assert_one_line_error(code, capsys.readouterr().err, option[0].strip("-").replace("-", "_"))
+
+
+def test_unknown_model_name(tmp_path, capsys):
+    code = main(["sample", "nobody", "--models", str(tmp_path)])
+    assert_one_line_error(code, capsys.readouterr().err, "no model 'nobody'")

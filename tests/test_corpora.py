@@ -1,0 +1,371 @@
+"""Corpora: the registry, downloading (a real HTTP server on loopback), cleaning, loading, splitting."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from textlab import CorpusError, TextlabError, clean_text, load_corpus, load_text, registry, split_text
+from textlab.corpora import EditionWarning, fetch
+
+NAMES = {"pride_and_prejudice", "frankenstein", "sherlock_holmes", "byron_don_juan", "tiny_shakespeare",
+         "lermontov_ru", "onegin_ru"}
+
+
+def leftovers(cache: Path) -> list[str]:
+    """Everything in the cache folder, temporary files included."""
+    return sorted(p.name for p in cache.iterdir())
+
+
+# ---------------------------------------------------------------------------- registry
+
+def test_registry_has_the_course_texts_with_their_facts():
+    corpora = registry()
+    assert NAMES <= set(corpora)
+    for name in NAMES:
+        c = corpora[name]
+        assert c.name == name
+        assert len(c.sha256) == 64 and int(c.sha256, 16) >= 0
+        assert c.bytes > 100_000
+        assert c.license.strip() and c.filename and c.download_url.startswith("https://")
+
+
+def test_registry_matches_the_mirror_files(shared_data):
+    for c in registry().values():
+        raw = (shared_data / c.filename).read_bytes()
+        assert len(raw) == c.bytes, c.name
+        assert hashlib.sha256(raw).hexdigest() == c.sha256, c.name
+
+
+def test_unknown_corpus_names_the_known_ones(mirror_env):
+    with pytest.raises(CorpusError, match="unknown corpus 'nope'.*tiny_shakespeare"):
+        load_corpus("nope")
+
+
+# ---------------------------------------------------------------------------- a local-folder mirror
+
+def test_load_corpus_from_a_folder_mirror_and_cache(mirror_env):
+    text = load_corpus("tiny_shakespeare")
+    assert text.name == "tiny_shakespeare"
+    assert text.text.startswith("First Citizen:\nBefore we proceed any further")
+    assert len(text) > 1_000_000
+    assert leftovers(mirror_env) == ["tinyshakespeare.txt"]
+
+
+def test_a_damaged_cache_file_is_fetched_again(mirror_env):
+    (mirror_env / "tinyshakespeare.txt").write_bytes(b"\xff\xfe not the text")
+    assert load_corpus("tiny_shakespeare").text.startswith("First Citizen:")
+    assert (mirror_env / "tinyshakespeare.txt").stat().st_size == registry()["tiny_shakespeare"].bytes
+
+
+# ---------------------------------------------------------------------------- real HTTP on loopback
+
+class Server:
+    """A ThreadingHTTPServer on 127.0.0.1 serving a folder; it records the paths requested."""
+
+    def __init__(self, root: Path, handler_cls):
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(handler_cls):
+            def log_message(self, *args):  # keep the test output quiet
+                pass
+
+            def send_head(self):
+                server.requests.append(self.path)
+                return super().send_head()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+class CutShortHandler(http.server.SimpleHTTPRequestHandler):
+    """Promises more bytes in Content-Length than it sends, then closes: a broken transfer."""
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return None
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body) + 5_000))
+        self.end_headers()
+        self.wfile.write(body)
+        return None
+
+
+@pytest.fixture
+def served(shared_data, tmp_path, monkeypatch):
+    """A writable copy of the mirror folder (edit it to serve broken files) and an empty cache."""
+    root = tmp_path / "www"
+    shutil.copytree(shared_data, root)
+    for f in root.iterdir():
+        f.chmod(0o644)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("TEXTLAB_CACHE", str(cache))
+    return root, cache
+
+
+def serve(root: Path, monkeypatch, handler=http.server.SimpleHTTPRequestHandler) -> Server:
+    server = Server(root, handler)
+    monkeypatch.setenv("TEXTLAB_MIRROR", server.url)
+    return server
+
+
+def test_http_download_succeeds_then_comes_from_the_cache(served, monkeypatch):
+    root, cache = served
+    with serve(root, monkeypatch) as server:
+        first = load_corpus("onegin_ru")
+        assert server.requests == ["/onegin_ru.txt"]
+        second = load_corpus("onegin_ru")
+        assert server.requests == ["/onegin_ru.txt"], "the second load must not download again"
+    assert first.text == second.text and "Онегин" in first.text
+    assert leftovers(cache) == ["onegin_ru.txt"]
+
+
+def test_http_truncated_file_is_refused_and_not_cached(served, monkeypatch):
+    root, cache = served
+    raw = (root / "tinyshakespeare.txt").read_bytes()
+    (root / "tinyshakespeare.txt").write_bytes(raw[: len(raw) // 2])
+    with serve(root, monkeypatch), pytest.raises(CorpusError, match="truncated"):
+        load_corpus("tiny_shakespeare")
+    assert leftovers(cache) == []
+
+
+def test_http_gutenberg_file_without_its_end_is_refused(served, monkeypatch):
+    """95% of the bytes is within the size tolerance, but the END marker is gone."""
+    root, cache = served
+    raw = (root / "pg84.txt").read_bytes()
+    (root / "pg84.txt").write_bytes(raw[: len(raw) * 95 // 100])
+    with serve(root, monkeypatch), pytest.raises(CorpusError, match="truncated"):
+        load_corpus("frankenstein")
+    assert leftovers(cache) == []
+
+
+def test_http_transfer_cut_short_is_an_error(served, monkeypatch):
+    root, cache = served
+    with serve(root, monkeypatch, CutShortHandler), pytest.raises(CorpusError, match="cut short"):
+        load_corpus("onegin_ru")
+    assert leftovers(cache) == []
+
+
+def test_http_404_is_an_error(served, monkeypatch):
+    root, cache = served
+    (root / "pg1661.txt").unlink()
+    with serve(root, monkeypatch), pytest.raises(CorpusError, match="404"):
+        load_corpus("sherlock_holmes")
+    assert leftovers(cache) == []
+
+
+def test_http_unreachable_host_suggests_a_mirror(served, monkeypatch):
+    root, cache = served
+    with serve(root, monkeypatch) as server:
+        url = server.url
+    monkeypatch.setenv("TEXTLAB_MIRROR", url)  # the server is gone: connection refused
+    with pytest.raises(CorpusError, match="TEXTLAB_MIRROR"):
+        load_corpus("onegin_ru")
+    assert leftovers(cache) == []
+
+
+def _new_edition(root: Path) -> str:
+    """Edit Frankenstein as a newer edition would: a few words changed, a paragraph added before the end."""
+    path = root / "pg84.txt"
+    text = path.read_bytes().decode("utf-8")
+    end = text.index("End of the Project Gutenberg EBook of Frankenstein")
+    added = "A paragraph that only the newer edition has.\r\n\r\n"
+    text = text[:end].replace("lost in darkness and distance", "lost in darkness and in distance") + added + text[end:]
+    path.write_bytes(text.encode("utf-8"))
+    return added.strip()
+
+
+def test_http_new_edition_warns_and_is_used(served, monkeypatch):
+    root, cache = served
+    added = _new_edition(root)
+    with serve(root, monkeypatch), pytest.warns(EditionWarning, match="newer edition"):
+        text = load_corpus("frankenstein").text
+    assert "lost in darkness and in distance" in text and added in text
+    assert "Gutenberg" not in text
+    assert leftovers(cache) == ["pg84.txt"]
+
+
+def test_http_new_edition_refused_when_strict(served, monkeypatch):
+    root, cache = served
+    _new_edition(root)
+    with serve(root, monkeypatch), pytest.raises(CorpusError, match="strict=True"):
+        load_corpus("frankenstein", strict=True)
+    assert leftovers(cache) == []
+
+
+def test_http_failure_leaves_an_existing_cache_alone(served, monkeypatch):
+    """A cached, verified file is used without asking the server at all."""
+    root, cache = served
+    with serve(root, monkeypatch):
+        fetch("onegin_ru")
+    (root / "onegin_ru.txt").unlink()
+    with serve(root, monkeypatch) as server:
+        assert load_corpus("onegin_ru").text.endswith("Как я с Онегиным моим.\n\nКонец\n")
+        assert server.requests == []
+
+
+# ---------------------------------------------------------------------------- cleaning
+
+BODY = "It was a dark night.\nThe end.\n"
+
+
+@pytest.mark.parametrize("form", ["THE", "THIS"])
+def test_clean_strips_both_marker_forms(form):
+    raw = (f"Project Gutenberg header\nlicence text\n*** START OF {form} PROJECT GUTENBERG EBOOK X ***\n\n"
+           f"{BODY}\n*** END OF {form} PROJECT GUTENBERG EBOOK X ***\nlicence footer\n")
+    text, report = clean_text(raw)
+    assert text == BODY
+    assert report.header.startswith("Project Gutenberg header") and report.header.endswith("EBOOK X ***")
+    assert report.footer.startswith(f"*** END OF {form}") and report.footer.endswith("licence footer\n")
+
+
+def test_clean_handles_an_indented_end_line():
+    raw = ("head\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n" + BODY
+           + "\n            *** END OF THE PROJECT GUTENBERG EBOOK X ***\nfooter\n")
+    assert clean_text(raw)[0] == BODY
+
+
+def test_clean_drops_the_end_of_ebook_line_even_when_wrapped():
+    """pg84 repeats "End of the Project Gutenberg EBook of Frankenstein, by / Mary … Shelley"."""
+    for end_line in ("End of the Project Gutenberg EBook of X, by Someone\n",
+                     "End of the Project Gutenberg EBook of X, by\nSomeone Else\n"):
+        raw = (f"head\n*** START OF THIS PROJECT GUTENBERG EBOOK X ***\n{BODY}\n\n\n{end_line}\n"
+               "*** END OF THIS PROJECT GUTENBERG EBOOK X ***\n")
+        text, report = clean_text(raw)
+        assert text == BODY
+        assert report.footer.startswith("End of the Project Gutenberg")
+
+
+def test_clean_keeps_a_body_paragraph_that_mentions_the_end():
+    """Only an "End of …" paragraph right before the marker is footer; the story stays."""
+    body = "End of the Project Gutenberg stories, said the narrator.\n\nAnd then he left.\n"
+    raw = f"h\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n{body}\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n"
+    assert clean_text(raw)[0] == body
+
+
+def test_clean_bom_crlf_nfc_and_report():
+    raw = "\ufeffCaf" + "e\u0301" + "\r\nline two\r\nthree\rfour\n"
+    text, report = clean_text(raw)
+    assert text == "Café\nline two\nthree\nfour\n"
+    assert "\u0301" not in text and "\r" not in text
+    assert report.removed_bom and report.crlf_lines == 2 and report.nfc_changed == -1
+    assert (report.header, report.footer) == ("", "")
+    summary = report.summary()
+    assert "byte-order mark" in summary and "2 CRLF" in summary and "-1" in summary
+
+
+def test_clean_keeps_a_text_without_gutenberg_header_whole():
+    raw = "First line\n\n*** not a marker ***\nEnd of the Project Gutenberg EBook? No.\n"
+    text, report = clean_text(raw)
+    assert text == raw
+    assert not report.removed_bom and report.crlf_lines == 0 and report.nfc_changed == 0
+    assert report.summary() == "removed: header 0 chars, footer 0 chars"
+
+
+def test_real_pride_and_prejudice_is_cleaned(mirror_env):
+    loaded = load_corpus("pride_and_prejudice")
+    text = loaded.text
+    assert "Project Gutenberg" not in text and "PROJECT GUTENBERG" not in text
+    assert not text.startswith("\ufeff") and "\r" not in text
+    head = text[:2000]
+    assert "PRIDE." in head and "Jane Austen" in head  # the title page comes first
+    assert 0 < text.index("It is a truth universally acknowledged") < 60_000
+    assert "TOOKS COURT, CHANCERY LANE, LONDON." in text[-200:]  # the printer's colophon ends the book
+    assert loaded.report.removed_bom and loaded.report.crlf_lines > 10_000
+    assert "START OF THE PROJECT GUTENBERG EBOOK" in loaded.report.header
+    assert "END OF THE PROJECT GUTENBERG EBOOK" in loaded.report.footer
+
+
+@pytest.mark.parametrize("name, last_words", [("frankenstein", "lost in darkness and distance.\n"),
+                                              ("byron_don_juan", "dreamt rather more than slept.\n"),
+                                              ("sherlock_holmes", "considerable success.\n")])
+def test_real_gutenberg_texts_end_with_the_book(mirror_env, name, last_words):
+    text = load_corpus(name).text
+    assert "Gutenberg" not in text
+    assert text.rstrip(" \n").endswith(last_words.rstrip("\n"))
+
+
+# ---------------------------------------------------------------------------- your own files
+
+def test_load_text_utf8_and_bom(tmp_path):
+    plain, bom = tmp_path / "plain.txt", tmp_path / "bom.txt"
+    plain.write_bytes("Привет, мир 🙂\n".encode("utf-8"))
+    bom.write_bytes("\ufeffПривет, мир 🙂\r\n".encode("utf-8"))
+    a, b = load_text(plain), load_text(bom)
+    assert a.text == b.text == "Привет, мир 🙂\n"
+    assert a.name == "plain" and not a.report.removed_bom and b.report.removed_bom
+
+
+def test_load_text_cp1251(tmp_path):
+    path = tmp_path / "old.txt"
+    path.write_bytes("Мой дядя самых честных правил\n".encode("cp1251"))
+    with pytest.raises(CorpusError, match="cp1251"):
+        load_text(path)
+    assert load_text(path, encoding="cp1251").text == "Мой дядя самых честных правил\n"
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n\r\n"])
+def test_load_text_empty_is_an_error(tmp_path, content):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match="no text"):
+        load_text(path)
+
+
+def test_load_text_missing_file(tmp_path):
+    with pytest.raises(CorpusError, match="no such file"):
+        load_text(tmp_path / "nowhere.txt")
+
+
+# ---------------------------------------------------------------------------- splitting
+
+def test_split_is_contiguous_with_the_asked_sizes():
+    text = "".join(chr(0x400 + i % 64) for i in range(1000))
+    split = split_text(text, val_fraction=0.1, test_fraction=0.05)
+    assert split.train + split.val + split.test == text
+    assert (len(split.train), len(split.val), len(split.test)) == (850, 100, 50)
+    default = split_text(text)
+    assert default.train + default.val == text and default.test == "" and len(default.val) == 100
+
+
+def test_split_slices_do_not_overlap():
+    text = "".join(f"{i:05d}" for i in range(400))  # every 5-character number occurs once
+    split = split_text(text, 0.2, 0.2)
+    train_numbers = {split.train[i:i + 5] for i in range(0, len(split.train), 5)}
+    val_numbers = {split.val[i:i + 5] for i in range(0, len(split.val), 5)}
+    test_numbers = {split.test[i:i + 5] for i in range(0, len(split.test), 5)}
+    assert not train_numbers & val_numbers and not val_numbers & test_numbers and not train_numbers & test_numbers
+
+
+def test_split_too_short_text():
+    with pytest.raises(TextlabError, match="too short"):
+        split_text("abcde")
+
+
+@pytest.mark.parametrize("val, test", [(0, 0), (1, 0), (-0.1, 0), (0.1, -0.1), (0.5, 0.5), (0.1, 1.0),
+                                       (float("nan"), 0)])
+def test_split_bad_fractions(val, test):
+    with pytest.raises(ValueError):
+        split_text("x" * 1000, val, test)

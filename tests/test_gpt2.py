@@ -1,0 +1,213 @@
+"""The GPT-2 bridge, on a tiny GPT-2 and a byte-level BPE tokenizer built here (no download).
+
+The tiny model goes through the real loading code: saved with ``save_pretrained`` to a
+temporary folder and read back with ``load_pretrained(folder)``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import math
+import socket
+import sys
+import threading
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("transformers")
+
+from textlab import TextlabError, gpt2  # noqa: E402
+from textlab.gpt2 import (PretrainedUnavailable, bpc, chars_per_token, fine_tune, generate,  # noqa: E402
+                          hub_available, load_pretrained, token_pieces)
+
+ENGLISH = ("The cat sat on the mat, and the dog sat on the log. Where the river bends, the old mill "
+           "still turns; nobody remembers who built it, or why the wheel never stops. ") * 30
+RUSSIAN = "Мой дядя самых честных правил, когда не в шутку занемог, он уважать себя заставил."
+CONTEXT = 64  # the tiny model's n_positions
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory):
+    """A tiny GPT-2 (2 layers, width 32) and a BPE tokenizer trained on ENGLISH, saved like a hub model."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator([ENGLISH], trainers.BpeTrainer(
+        vocab_size=320, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                  unk_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=CONTEXT, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    folder = tmp_path_factory.mktemp("tiny-gpt2")
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny(model_folder):
+    """A fresh copy of the tiny model and its tokenizer, loaded through ``load_pretrained``."""
+    return load_pretrained(model_folder, device="cpu")
+
+
+def test_loads_a_saved_model_folder(tiny):
+    model, tokenizer = tiny
+    assert not model.training and model.config.n_positions == CONTEXT
+    assert tokenizer.decode(tokenizer("the cat")["input_ids"]) == "the cat"
+
+
+def test_bpc_is_token_nll_over_characters(tiny):
+    model, tokenizer = tiny
+    text = "The cat sat on the log."
+    ids = torch.tensor([tokenizer.bos_token_id] + gpt2.encode(tokenizer, text))
+    assert len(ids) <= CONTEXT
+    with torch.no_grad():
+        logits = model(ids[None]).logits[0]
+    nats = F.cross_entropy(logits[:-1], ids[1:], reduction="sum").item()
+    assert bpc(model, tokenizer, text) == pytest.approx(nats / (math.log(2) * len(text)), rel=1e-5)
+
+
+def test_sliding_window_scores_every_token_once_with_its_context(tiny):
+    model, tokenizer = tiny
+    text = ENGLISH[:120]
+    ids = [tokenizer.bos_token_id] + gpt2.encode(tokenizer, text)
+    window = 16
+    assert len(ids) > 2 * window
+    nats = 0.0
+    with torch.no_grad():  # by hand: token t predicted from at most window - 1 tokens before it
+        for t in range(1, len(ids)):
+            context = torch.tensor(ids[max(0, t - window + 1):t])
+            nats -= model(context[None]).logits[0, -1].log_softmax(-1)[ids[t]].item()
+    assert bpc(model, tokenizer, text, window=window, stride=1) == pytest.approx(
+        nats / (math.log(2) * len(text)), rel=1e-5)
+    # Bigger strides give each token less context, never a different count of tokens.
+    assert bpc(model, tokenizer, text, window=window, stride=8) == pytest.approx(
+        bpc(model, tokenizer, text, window=window, stride=1), rel=0.1)
+
+
+def test_bpc_rejects_bad_windows(tiny):
+    model, tokenizer = tiny
+    for window, stride in [(16, 16), (16, 0), (CONTEXT + 1, 8)]:
+        with pytest.raises(ValueError, match="stride"):
+            bpc(model, tokenizer, ENGLISH, window=window, stride=stride)
+    with pytest.raises(ValueError, match="empty"):
+        bpc(model, tokenizer, "")
+
+
+def test_english_tokens_are_longer_than_russian_ones(tiny):
+    _, tokenizer = tiny
+    english, russian = chars_per_token(tokenizer, ENGLISH[:300]), chars_per_token(tokenizer, RUSSIAN)
+    assert english > 1.5 and russian < 1.0  # Cyrillic letters are cut into bytes
+    assert "".join(token_pieces(tokenizer, "the old mill")) == "the old mill"
+    assert "\N{REPLACEMENT CHARACTER}" in "".join(token_pieces(tokenizer, RUSSIAN))
+
+
+def test_generate_is_reproducible_and_exactly_as_long_as_asked(tiny):
+    model, tokenizer = tiny
+    a, b, c = (generate(model, tokenizer, "The cat", 60, seed=s) for s in (1, 1, 2))
+    assert a == b != c
+    assert a.startswith("The cat") and len(a) == len("The cat") + 60
+    with pytest.raises(ValueError, match="temperature"):
+        generate(model, tokenizer, "The", 10, temperature=-1)
+
+
+def test_greedy_generation_with_the_cache_equals_rereading(tiny):
+    model, tokenizer = tiny
+    prime, length = "The dog", 200
+    ids = [tokenizer.bos_token_id] + gpt2.encode(tokenizer, prime)
+    new, text = [], ""
+    with torch.no_grad():
+        while len(text) < length:  # the slow way: re-read the last CONTEXT tokens every time
+            new.append(int(model(torch.tensor([(ids + new)[-CONTEXT:]])).logits[0, -1].argmax()))
+            text = tokenizer.decode(new, clean_up_tokenization_spaces=False)
+    assert len(ids) + len(new) > CONTEXT  # the cache filled up and was rebuilt
+    assert generate(model, tokenizer, prime, length, temperature=0) == prime + text[:length]
+
+
+def test_fine_tuning_lowers_the_bits_per_character(tiny):
+    model, tokenizer = tiny
+    train_text, val_text = ENGLISH, ENGLISH[:1500]
+    before = bpc(model, tokenizer, val_text)
+    history = fine_tune(model, tokenizer, train_text, val_text, steps=30, lr=1e-2, warmup_steps=3,
+                        batch_size=8, seq_len=32, eval_every=10, eval_chars=1500, device="cpu", progress=False)
+    assert [row["step"] for row in history] == [0, 10, 20, 30]
+    assert history[0]["val_bpc"] == pytest.approx(before)
+    assert set(history[-1]) == {"step", "seconds", "tokens_seen", "lr", "train_bpc", "val_bpc"}
+    after = bpc(model, tokenizer, val_text)
+    assert not model.training
+    assert after == pytest.approx(min(row["val_bpc"] for row in history))  # the best weights are kept
+    assert after < before - 1.0, f"{before:.2f} → {after:.2f} bpc"
+
+
+def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
+    model, tokenizer = tiny
+    monkeypatch.setattr(gpt2, "CPU_BIG_MODEL_PARAMS", 1_000)  # treat the tiny model as a real GPT-2
+    start = time.perf_counter()
+    with pytest.raises(TextlabError, match="GPU"):
+        fine_tune(model, tokenizer, ENGLISH, ENGLISH, minutes=5, device="cpu")
+    with pytest.raises(TextlabError, match="steps ≤ 50"):
+        fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=500, device="cpu")
+    assert time.perf_counter() - start < 1  # refused before any work
+    history = fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=2, batch_size=2, seq_len=16, eval_every=2,
+                        eval_chars=200, device="cpu", progress=False)  # a taste is allowed
+    assert history[-1]["step"] == 2
+    with pytest.raises(TypeError, match="unknown fine-tuning option"):
+        fine_tune(model, tokenizer, ENGLISH, ENGLISH, epochs=3)
+
+
+def test_offline_is_known_at_once_and_said_in_one_sentence(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    assert hub_available() is False
+    assert time.perf_counter() - start < 0.1
+    with pytest.raises(PretrainedUnavailable, match="offline") as error:
+        load_pretrained("distilgpt2", cache_dir=tmp_path)  # an empty cache: the weights are not here
+    assert time.perf_counter() - start < 5
+    assert "\n" not in str(error.value)
+
+
+def test_a_folder_without_a_model_is_a_clear_error(tmp_path):
+    with pytest.raises(PretrainedUnavailable, match="could not load"):
+        load_pretrained(tmp_path)
+
+
+def test_without_transformers_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "transformers", None)  # makes ``import transformers`` fail
+    with pytest.raises(PretrainedUnavailable, match="pip install transformers"):
+        load_pretrained("distilgpt2")
+
+
+class _Hub(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self):
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_hub_probe_asks_once(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    assert hub_available() is True
+    server.shutdown()
+    server.server_close()
+    assert hub_available() is True  # remembered: not asked again
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    start = time.perf_counter()
+    assert hub_available(timeout=1.0) is False
+    assert time.perf_counter() - start < 1.5

@@ -1,0 +1,387 @@
+"""A bridge to a real pretrained GPT-2, measured with the same yardstick as the character models.
+
+GPT-2 reads *tokens*, not characters: its byte-level BPE tokenizer cuts text into ~50 000
+pieces learned from English web pages ("Ġthe", "ing", …). To compare it with a character
+model, its loss is converted to **bits per character**: the total negative log-likelihood of
+all tokens of a text, in nats, divided by ln 2 × the number of characters. Both models then
+pay for exactly the same text.
+
+Hugging Face ``transformers`` is optional (``pip install transformers``) and imported only
+when a function here needs it. Without it, or without a route to the Hugging Face hub, the
+loader raises ``PretrainedUnavailable`` with one sentence to show, and everything else in
+textlab works as before.
+
+    model, tokenizer = load_pretrained("distilgpt2")
+    bpc(model, tokenizer, split.val)                    # bits per character on the same val text
+    generate(model, tokenizer, "ROMEO:", temperature=0.8)
+    history = fine_tune(model, tokenizer, split.train, split.val, minutes=3)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .batches import make_batches
+from .config import TextlabError, TrainConfig, fine_tune_config, pick_device
+from .models import count_parameters
+from .sampling import check_params, probabilities
+from .training import LN2, _autocast, lr_at, make_optimizer
+
+HUB_URL = "https://huggingface.co"
+HUB_PROBE_TIMEOUT = 2.0  # seconds: one quick probe, instead of transformers' ~30 s of retries
+# On a CPU a real GPT-2 (≥ this many parameters) fine-tunes only for a taste: at most this budget.
+CPU_BIG_MODEL_PARAMS = 10_000_000
+CPU_MAX_MINUTES, CPU_MAX_STEPS = 2.0, 50
+
+
+class PretrainedUnavailable(TextlabError):
+    """The pretrained model cannot be loaded here: no ``transformers``, no weights, no network."""
+
+
+# ---------------------------------------------------------------------------- loading
+
+def offline_requested() -> bool:
+    """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` says not to touch the network."""
+    return any(os.environ.get(var, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_available(timeout: float = HUB_PROBE_TIMEOUT) -> bool:
+    """Can the Hugging Face hub be reached? Asked once per process, then remembered.
+
+    ``HF_HUB_OFFLINE=1`` (or ``TRANSFORMERS_OFFLINE=1``) answers False at once. Otherwise one
+    HTTP request with a short timeout decides, so an offline machine learns it in ≤ ``timeout``
+    seconds, once, instead of waiting out transformers' retries in every cell.
+    """
+    if offline_requested():
+        return False
+    return _probe(os.environ.get("HF_ENDPOINT", HUB_URL), timeout)
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(url: str, timeout: float) -> bool:
+    """One HEAD request to ``url``; any HTTP answer, even an error status, means it is reachable."""
+    answers: list[bool] = []
+
+    def ask() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+            answers.append(True)
+        except urllib.error.HTTPError:  # the server answered
+            answers.append(True)
+        except (OSError, ValueError):   # no route, no DNS, refused, timed out, bad URL
+            answers.append(False)
+
+    # In a thread, so that a hanging DNS lookup (which ignores ``timeout``) cannot hold us either.
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answers and answers[0])
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise PretrainedUnavailable("GPT-2 needs Hugging Face transformers, which is not installed: "
+                                    "pip install transformers") from None
+    return transformers
+
+
+def load_pretrained(name_or_path: str | os.PathLike = "distilgpt2", device: str = "auto",
+                    cache_dir: str | os.PathLike | None = None):
+    """A pretrained causal language model and its tokenizer: ``(model, tokenizer)``, in eval mode.
+
+    ``name_or_path`` is a model folder on disk (as written by ``save_pretrained``) or a hub
+    name such as ``"distilgpt2"`` (82 M parameters) or ``"gpt2"`` (124 M). A hub name is looked
+    up in the local cache first; only if it is missing there is the hub asked, and only if
+    ``hub_available()``. Raises ``PretrainedUnavailable`` when the model cannot be had.
+    """
+    transformers = _transformers()
+    path = Path(name_or_path).expanduser()
+    source = str(path) if path.is_dir() else str(name_or_path)
+
+    def load(local_only: bool):
+        kwargs = {"local_files_only": local_only, "cache_dir": cache_dir}
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+        model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        return model.to(pick_device(device)).eval(), tokenizer
+
+    try:
+        try:
+            return load(local_only=True)  # a folder, or a hub model downloaded before: no network
+        except OSError:
+            if path.is_dir():
+                raise
+        if not hub_available():
+            raise PretrainedUnavailable(f"the pretrained model {source!r} is not on this machine and the "
+                                        "Hugging Face hub cannot be reached (offline), so the GPT-2 "
+                                        "comparison is skipped")
+        return load(local_only=False)
+    except (OSError, ValueError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PretrainedUnavailable(f"could not load the pretrained model {source!r}: {first_line}") from None
+
+
+# ---------------------------------------------------------------------------- tokens
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text``, without special tokens (and without the "too long" warning)."""
+    return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def chars_per_token(tokenizer, text: str) -> float:
+    """Characters per token: ~4 for English with GPT-2's tokenizer, ~1 for Russian.
+
+    GPT-2's pieces were learned on English; a Cyrillic letter is two UTF-8 bytes, and few
+    Russian byte pairs were merged, so Russian is cut into many short pieces. The model then
+    spends its fixed context (1024 tokens) and its predictions on fragments of letters.
+    """
+    if not text:
+        raise ValueError("text is empty")
+    return len(text) / len(encode(tokenizer, text))
+
+
+def token_pieces(tokenizer, text: str) -> list[str]:
+    """How the tokenizer cuts ``text``: each token decoded alone ("�" marks part of a letter)."""
+    return [tokenizer.decode([i], clean_up_tokenization_spaces=False) for i in encode(tokenizer, text)]
+
+
+def _start_token(tokenizer) -> int:
+    """GPT-2 separates documents with <|endoftext|>: a text's first token is predicted after it."""
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if start is None:
+        raise ValueError("the tokenizer has neither a bos_token nor an eos_token to start a text with")
+    return start
+
+
+def context_size(model: nn.Module) -> int:
+    """The longest input the model takes, in tokens (1024 for GPT-2)."""
+    config = model.config
+    return getattr(config, "n_positions", None) or config.max_position_embeddings
+
+
+# ---------------------------------------------------------------------------- scoring and sampling
+
+@torch.inference_mode()
+def bpc(model: nn.Module, tokenizer, text: str, window: int | None = None, stride: int | None = None) -> float:
+    """Bits per character of a token-level model on ``text``, every character paid for.
+
+    The text is tokenized after a start token, and every token is predicted from the tokens
+    before it. A text longer than the model's ``window`` is read in overlapping windows that
+    move ``stride`` tokens at a time; each window scores only its last ``stride`` tokens, so
+    every token is scored once, with at least ``window - stride`` tokens of context (the first
+    window scores all of its tokens). ``stride=1`` is the most context and the slowest.
+
+        bpc = Σ token NLL (nats) / (ln 2 × number of characters)
+    """
+    if not text:
+        raise ValueError("cannot score an empty text")
+    window = context_size(model) if window is None else window
+    stride = window // 2 if stride is None else stride
+    if not 1 <= stride < window <= context_size(model):
+        raise ValueError(f"need 1 ≤ stride < window ≤ {context_size(model)} (the model's context), "
+                         f"got stride={stride}, window={window}")
+    ids = torch.tensor([_start_token(tokenizer)] + encode(tokenizer, text))
+    spans, end = [(0, min(window, len(ids)))], min(window, len(ids))
+    while end < len(ids):
+        end = min(end + stride, len(ids))
+        spans.append((end - window, end))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    nll, scored = 0.0, 1  # ids[0] is the start token: it is given, not predicted
+    for begin, end in spans:
+        x = ids[begin:end].to(device)
+        logits = model(x[None]).logits[0].float()  # (T, vocab): logits[i] predicts x[i + 1]
+        first = scored - begin                      # the first token this window has to score
+        nll += F.cross_entropy(logits[first - 1:-1], x[first:], reduction="sum").item()
+        scored = end
+    model.train(was_training)
+    return nll / (LN2 * len(text))
+
+
+@torch.inference_mode()
+def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> str:
+    """The prime followed by ``length`` generated characters, with ``textlab.sample``'s knobs.
+
+    Tokens are drawn one at a time with the same ``probabilities`` (temperature 0 = greedy,
+    then top-k, then top-p) as the character models, using the model's key/value cache, until
+    the continuation holds ``length`` characters; it is then cut to exactly that many.
+    """
+    check_params(temperature, top_k, top_p, length)
+    device = next(model.parameters()).device
+    context = context_size(model)
+    model.eval()
+    ids = ([_start_token(tokenizer)] + encode(tokenizer, prime))[-context:]
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    x, past, new, text = torch.tensor([ids], device=device), None, [], ""
+    for _ in range(4 * length):  # a character is at most 4 bytes: at most 4 byte-level tokens
+        if len(text) >= length:
+            break
+        out = model(x, past_key_values=past, use_cache=True)
+        probs = probabilities(out.logits[:, -1], temperature, top_k, top_p)  # (1, vocab)
+        token = torch.multinomial(probs, 1, generator=generator)           # (1, 1)
+        ids.append(int(token))
+        new.append(int(token))
+        text = tokenizer.decode(new, clean_up_tokenization_spaces=False)
+        if len(ids) > context:  # the context is full: re-read its last ``context`` tokens afresh
+            x, past = torch.tensor([ids[-context:]], device=device), None
+        else:
+            x, past = token, out.past_key_values
+    return prime + text[:length]
+
+
+# ---------------------------------------------------------------------------- fine-tuning
+
+def check_cpu_budget(model: nn.Module, cfg: TrainConfig, device: torch.device) -> None:
+    """Refuse a fine-tuning run that would crawl for long on a CPU (a GPU or a tiny model is fine).
+
+    The rule: on a CPU, a model of ≥ 10 M parameters must stop within ``CPU_MAX_STEPS`` steps
+    or ``CPU_MAX_MINUTES`` minutes (the budget ends at whichever comes first).
+    """
+    if device.type != "cpu" or count_parameters(model) < CPU_BIG_MODEL_PARAMS:
+        return
+    if (cfg.steps is not None and cfg.steps <= CPU_MAX_STEPS) or \
+            (cfg.minutes is not None and cfg.minutes <= CPU_MAX_MINUTES):
+        return
+    budget = " and ".join(b for b in (f"steps={cfg.steps}" if cfg.steps else "",
+                                      f"minutes={cfg.minutes:g}" if cfg.minutes else "") if b)
+    raise TextlabError(f"fine-tuning a {count_parameters(model) / 1e6:.0f} M-parameter model on the CPU with "
+                       f"{budget} would take very long: use a GPU (in Colab: Runtime → Change runtime "
+                       f"type → T4 GPU), or ask for a taste with steps ≤ {CPU_MAX_STEPS} or minutes ≤ "
+                       f"{CPU_MAX_MINUTES:g}")
+
+
+def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: TrainConfig | None = None,
+              **overrides) -> list[dict]:
+    """Go on training a pretrained model on ``train_text``; return the history of evaluations.
+
+    ``cfg`` defaults to ``fine_tune_config()``; keyword arguments replace its fields, e.g.
+    ``fine_tune(model, tok, train, val, minutes=2, lr=1e-4)``. ``seq_len`` is the window length
+    in tokens; ``steps`` or ``minutes`` given alone replaces the default budget.
+
+    Random windows of the training tokens, AdamW, warm-up then cosine decay, mixed precision
+    on CUDA: the recipe of ``textlab.train``, in a thin loop of its own because the score is
+    in bits per *character* (``bpc`` on the first ``eval_chars`` characters of ``val_text``). Each history row: ``step``, ``seconds``, ``tokens_seen``, ``lr``,
+    ``val_bpc``, and ``train_bpc`` (the mean training loss since the last row, converted with
+    the training text's average characters per token). Row 0 is the model before any step.
+    The model ends with the weights of its best evaluation, in eval mode.
+    """
+    cfg = replace(cfg or fine_tune_config(), **_budget_overrides(overrides))
+    if cfg.steps is None and cfg.minutes is None:
+        raise ValueError("give a budget: steps=… or minutes=…")
+    device = pick_device(cfg.device)
+    check_cpu_budget(model, cfg, device)
+    if cfg.seq_len > context_size(model):
+        raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's context ({context_size(model)})")
+    train_ids = torch.tensor(encode(tokenizer, train_text))
+    chars_per_tok = len(train_text) / len(train_ids)
+    val_slice = val_text[:cfg.eval_chars]
+    torch.manual_seed(cfg.seed)
+    batches = make_batches(cfg.batching, train_ids, cfg.batch_size, cfg.seq_len,
+                           torch.Generator().manual_seed(cfg.seed))
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    autocast, scaler = _autocast(device)
+    max_steps = cfg.steps or math.inf
+    budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
+    history = [{"step": 0, "seconds": 0.0, "tokens_seen": 0, "lr": 0.0, "train_bpc": math.nan,
+                "val_bpc": bpc(model, tokenizer, val_slice)}]
+    best = _copy_weights(model)
+    step, loss_sum, loss_count, lr = 0, 0.0, 0, cfg.lr
+    bar = tqdm(total=cfg.steps if cfg.steps else int(budget), disable=not cfg.progress,
+               unit="step" if cfg.steps else "s", desc="fine-tuning")
+    model.train()
+    start = time.perf_counter()
+
+    def evaluate_now() -> None:
+        nonlocal best, loss_sum, loss_count
+        record = {"step": step, "seconds": round(time.perf_counter() - start, 2),
+                  "tokens_seen": step * cfg.batch_size * cfg.seq_len, "lr": lr,
+                  "train_bpc": loss_sum / loss_count / LN2 / chars_per_tok,
+                  "val_bpc": bpc(model, tokenizer, val_slice)}
+        if record["val_bpc"] < min(r["val_bpc"] for r in history):
+            best = _copy_weights(model)
+        history.append(record)
+        loss_sum, loss_count = 0.0, 0
+        bar.set_postfix(train_bpc=f"{record['train_bpc']:.3f}", val_bpc=f"{record['val_bpc']:.3f}")
+
+    try:
+        while True:
+            progress = max(step / max_steps, (time.perf_counter() - start) / budget)
+            if progress >= 1:
+                if loss_count:  # steps since the last evaluation: score them too
+                    evaluate_now()
+                break
+            lr = lr_at(step, progress, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y, _ = next(batches)
+            x, y = x.to(device), y.to(device)
+            with autocast:
+                logits = model(x, use_cache=False).logits  # (B, T, vocab)
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TextlabError(f"the loss became {loss_value} at step {step}: lower lr (now {cfg.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            step += 1
+            loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
+            bar.update(1 if cfg.steps else int(time.perf_counter() - start) - bar.n)
+            if step % cfg.eval_every == 0:
+                evaluate_now()
+    except KeyboardInterrupt:
+        tqdm.write(f"interrupted at step {step}: keeping the best weights so far")
+    finally:
+        bar.close()
+    model.load_state_dict(best)
+    model.eval()
+    return history
+
+
+def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _budget_overrides(overrides: dict) -> dict:
+    """Check the option names; one budget given alone replaces both (as on the command line)."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown fine-tuning option(s) {unknown}; the options are TrainConfig's fields: "
+                        f"{', '.join(sorted(known))}")
+    if "steps" in overrides and "minutes" not in overrides:
+        return {**overrides, "minutes": None}
+    if "minutes" in overrides and "steps" not in overrides:
+        return {**overrides, "steps": None}
+    return overrides
