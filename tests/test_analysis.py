@@ -133,6 +133,7 @@ def test_surprisal_html_scale_and_errors():
         surprisal_html("abc", [1.0, 2.0])
     with pytest.raises(ValueError, match="max_bits"):
         surprisal_html("ab", [1.0, 2.0], max_bits=0)
+    assert "rgba(214,39,40,0.000)" in surprisal_html("a", [0.0])  # all certain: white, no error
 
 
 def test_show_surprisal_wraps_the_html(trained_lstm):

@@ -12,10 +12,11 @@ import torch
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from IPython.utils.capture import capture_output
+from traitlets.config import Config
 
 from textlab import CharLSTM, CharVocab, TextlabError
 from textlab.checkpoints import Loaded
-from textlab.widgets import OWN_FILE, SamplerPanel, corpus_picker, visible_char
+from textlab.widgets import OWN_FILE, SEED_MAX, SamplerPanel, corpus_picker, visible_char
 
 # ipywidgets 7 creates its comms through a class that ipykernel 7 has deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:The `ipykernel.comm.Comm` class has been deprecated")
@@ -129,10 +130,11 @@ def test_bad_input_is_shown_not_raised(panel, capsys):
     panel.prime.value = ""
     assert "at least one character" in panel.views["CharLSTM"].sample.value
     panel.prime.value = "to "
-    panel.seed.value = 2 ** 70  # too big for torch's generator
-    assert panel.text == "" and "seed" in panel.views["CharLSTM"].sample.value
-    panel.seed.value = 0
     assert panel.text.startswith("to ") and len(panel.chart_data) == 15  # recovers
+    panel.seed.value = 2 ** 70  # the seed box clamps what torch's generator could not take
+    assert panel.seed.value == SEED_MAX and "seed 2147483647" in panel.views["CharLSTM"].sample.value
+    panel.regenerate.click()
+    assert panel.seed.value == 0
     assert capsys.readouterr().out == ""
 
 
@@ -161,12 +163,26 @@ def test_css_classes_for_browser_tests(panel):
     assert panel.temperature.continuous_update is False and panel.prime.continuous_update is False
 
 
-def test_panel_displays_as_its_widget(panel):
-    InteractiveShell.instance()
+@pytest.fixture
+def ipython(monkeypatch, tmp_path):
+    """An IPython shell for display() to publish through (no kernel); removed afterwards."""
+    if InteractiveShell.initialized():
+        yield InteractiveShell.instance()
+        return
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))  # keep ~/.ipython untouched
+    config = Config()
+    config.HistoryManager.enabled = False
+    yield InteractiveShell.instance(config=config)
+    InteractiveShell.clear_instance()
+
+
+def test_panel_and_picker_display_as_their_widgets(panel, ipython):
+    picker = corpus_picker()
     with capture_output() as captured:
         display(panel)
+        display(picker)
     views = [o.data.get("application/vnd.jupyter.widget-view+json") for o in captured.outputs]
-    assert [v["model_id"] for v in views if v] == [panel.widget.model_id]
+    assert [v["model_id"] for v in views if v] == [panel.widget.model_id, picker.widget.model_id]
 
 
 def test_needs_a_vocab():

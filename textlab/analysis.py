@@ -51,7 +51,7 @@ WORD = re.compile(r"[^\W\d_]+")  # a run of letters (any alphabet): what ``words
 # Surprisal
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def next_char_logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """Logits (B, N, V) for ids (B, N): ``logits[:, i]`` scores the character after ``ids[:, :i+1]``.
 
@@ -132,7 +132,7 @@ def surprisal_html(text: str, bits, max_bits: float | None = None) -> str:
     """
     bits = _check_length(text, bits, "bits")
     if max_bits is None:
-        max_bits = float(bits.max()) if len(bits) else 1.0
+        max_bits = float(bits.max(initial=0.0)) or 1.0
     if max_bits <= 0:
         raise ValueError(f"max_bits must be > 0, not {max_bits}")
     titles = [f"{show_char(ch)}: {b:.2f} bits" for ch, b in zip(text, bits)]
@@ -153,7 +153,7 @@ def show_surprisal(model: nn.Module, vocab: CharVocab, text: str, prime: str = "
 # Neurons
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the caller may edit the returned tensor in place
 def lstm_activations(model: nn.Module, vocab: CharVocab, text: str, layer: int | None = 0,
                      kind: str = "cell") -> torch.Tensor:
     """Each LSTM cell's value after reading each character of ``text``, starting from an empty memory.
@@ -189,8 +189,9 @@ def neuron_html(text: str, values, limit: float | None = None, label: str = "") 
     """
     values = _check_length(text, values, "values")
     if limit is None:
-        limit = float(np.abs(values).max()) if len(values) else 1.0
-    limit = limit or 1.0  # a cell that is exactly 0 everywhere: draw it white
+        limit = float(np.abs(values).max(initial=0.0)) or 1.0  # a cell at 0 everywhere stays white
+    if limit <= 0:
+        raise ValueError(f"limit must be > 0, not {limit}")
     titles = [f"{show_char(ch)}: {v:+.3f}" for ch, v in zip(text, values)]
     colours = [f"rgb{NEGATIVE_RGB}", "white", f"rgb{POSITIVE_RGB}"]
     legend = (f"{escape(label)} " if label else "") + _legend_bar(f"{-limit:.2f}", f"{limit:+.2f}", colours)

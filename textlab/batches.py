@@ -45,6 +45,11 @@ def stream_batches(ids: torch.Tensor, batch_size: int, seq_len: int,
     so the window edges fall in new places every epoch.
     """
     _check_length(len(ids), batch_size * seq_len + 1, f"batch_size={batch_size} × seq_len={seq_len}")
+    return _streams(ids, batch_size, seq_len, generator)
+
+
+def _streams(ids: torch.Tensor, batch_size: int, seq_len: int,
+             generator: torch.Generator | None) -> Iterator[Batch]:
     while True:
         offset = int(torch.randint(seq_len, (1,), generator=generator)) if generator is not None else 0
         usable = len(ids) - offset - 1
@@ -62,6 +67,11 @@ def random_batches(ids: torch.Tensor, batch_size: int, seq_len: int,
                    generator: torch.Generator | None = None) -> Iterator[Batch]:
     """Endless batches of windows starting at random places (every batch starts fresh)."""
     _check_length(len(ids), seq_len + 1, f"seq_len={seq_len}")
+    return _random_windows(ids, batch_size, seq_len, generator)
+
+
+def _random_windows(ids: torch.Tensor, batch_size: int, seq_len: int,
+                    generator: torch.Generator | None) -> Iterator[Batch]:
     offsets = torch.arange(seq_len + 1)
     while True:
         starts = torch.randint(len(ids) - seq_len, (batch_size, 1), generator=generator)

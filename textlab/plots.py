@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -103,3 +104,94 @@ def plot_next_char(probs_by_label: dict[str, torch.Tensor], vocab: CharVocab, to
     ax.set_ylabel("probability")
     ax.legend()
     return ax
+
+
+def plot_histories(histories: dict[str, list[dict]], baseline_bpc: float | None = None, x: str = "chars_seen",
+                   ax=None):
+    """Several models' training curves on one plot: val solid, train dashed, one colour per model.
+
+    ``x`` is a history key: ``"chars_seen"`` asks which model learns more from the same text,
+    ``"seconds"`` which learns more in the same time (the fair race on a fixed time budget).
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for name, history in histories.items():
+        xs = [r[x] for r in history]
+        (line,) = ax.plot(xs, [r["val_bpc"] for r in history], label=f"{name} val")
+        ax.plot(xs, [r["train_bpc"] for r in history], "--", color=line.get_color(), alpha=0.6,
+                label=f"{name} train")
+    if baseline_bpc is not None:
+        ax.axhline(baseline_bpc, color="gray", linestyle=":", label=f"unigram {baseline_bpc:.2f}")
+    ax.set_xlabel({"chars_seen": "characters seen", "seconds": "seconds of training"}.get(x, x))
+    ax.set_ylabel("bits per character")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_bpc_bars(scores: dict[str, float | None], ax=None, title: str = "validation bits per character"):
+    """One horizontal bar per model, its bpc written at the end; lower is better.
+
+    A score of ``None`` (a model that could not run here, e.g. GPT-2 offline) keeps its row,
+    labelled "not available", so the chart always has the same rows.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.5 * len(scores) + 1))
+    names = list(scores)[::-1]  # barh draws bottom-up: keep the first model on top
+    values = [scores[n] for n in names]
+    bars = ax.barh(names, [v or 0.0 for v in values], color="#4c72b0")
+    ax.bar_label(bars, ["not available" if v is None else f"{v:.3f}" for v in values], padding=3)
+    ax.set_xlim(0, 1.15 * max([v for v in values if v is not None], default=1.0))
+    ax.set_xlabel(f"{title} (lower is better)")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def show_table(rows: dict[str, dict], first: str = "model", missing: str = "n/a") -> str:
+    """A results table as aligned text: one row per name, one column per key of the rows.
+
+    ``rows`` maps a name (the first column, headed ``first``) to a dict of values; the columns
+    are all keys in the order they first appear. Floats print with 3 decimals (bits per
+    character), ints with thousands separators, and a value that is ``None`` or absent (a
+    model that could not run here) as ``missing``. Numbers align right, text left.
+    """
+    if not rows:
+        raise ValueError("show_table needs at least one row")
+    keys = list(dict.fromkeys(k for row in rows.values() for k in row))
+
+    def cell(value) -> str:
+        if value is None:
+            return missing
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    table = [[first, *keys]] + [[str(name), *(cell(row.get(k)) for k in keys)] for name, row in rows.items()]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    numeric = [False] + [all(isinstance(row.get(k), (int, float, type(None))) for row in rows.values())
+                         for k in keys]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+
+    rule = ["-" * w for w in widths]
+    return "\n".join([line(table[0]), line(rule)] + [line(cells) for cells in table[1:]])
+
+
+def show_columns(texts: dict[str, str], width: int = 36) -> str:
+    """Texts side by side in columns of ``width`` characters, each under its name.
+
+    Each text's own line breaks are kept; long lines wrap. Handy for samples of several
+    models from the same prime.
+    """
+    columns = []
+    for name, text in texts.items():
+        lines = [name, "─" * width]
+        for line in text.split("\n"):
+            lines += textwrap.wrap(line, width, drop_whitespace=False, replace_whitespace=False) or [""]
+        columns.append(lines)
+    height = max(len(c) for c in columns)
+    rows = zip(*(c + [""] * (height - len(c)) for c in columns))
+    return "\n".join(" │ ".join(cell.ljust(width) for cell in row).rstrip() for row in rows)

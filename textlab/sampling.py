@@ -15,7 +15,8 @@ Knobs, applied to the logits in this order:
 from __future__ import annotations
 
 import math
-from typing import Iterator
+import time
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -135,3 +136,19 @@ def sample_refeed(model: nn.Module, vocab: CharVocab, prime: str, length: int, t
         probs = probabilities(logits[:, -1], temperature)
         ids = torch.cat([ids, torch.multinomial(probs, 1, generator=generator)], 1)
     return prime + vocab.decode(ids[0, -length:] if length else [])
+
+
+def chars_per_second(sampler: Callable[..., str], length: int = 500) -> float:
+    """How fast a sampler writes: ``length`` characters over the seconds ``sampler(length=length)`` took.
+
+    Any sampler works once its model and prime are filled in with ``functools.partial``:
+    ``partial(sample, model, vocab, "ROMEO:")``, ``partial(ngram.sample, "ROMEO:")`` or
+    ``partial(textlab.gpt2.generate, model, tokenizer, "ROMEO:")``. A short warm-up call first
+    keeps one-off costs (lazy initialisation, memory allocation) out of the timing.
+    """
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be an integer ≥ 1, not {length!r}")
+    sampler(length=min(length, 10))  # warm-up
+    start = time.perf_counter()
+    sampler(length=length)
+    return length / (time.perf_counter() - start)

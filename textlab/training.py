@@ -12,7 +12,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -25,6 +25,7 @@ from .baselines import unigram_bpc
 from .config import ModelConfig, TextlabError, TrainConfig, pick_device
 from .corpora import Split, split_text
 from .models import build_model
+from .sampling import chars_per_second
 from .vocab import CharVocab
 
 LN2 = math.log(2)
@@ -256,3 +257,14 @@ def train_on_text(text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, cal
     result = train(model, vocab.encode(split.train), vocab.encode(split.val), train_cfg, callbacks,
                    vocab=vocab, checkpoint=checkpoint)
     return Run(model, vocab, split, result, unigram_bpc(split.train, split.val))
+
+
+def results_row(parameters: int, seconds: float, val_bpc: float, sampler: Callable[..., str]) -> dict:
+    """One model's row of a comparison table: its size, training time, score and sampling speed.
+
+    ``sampler`` writes text when called as ``sampler(length=n)``, e.g.
+    ``functools.partial(sample, model, vocab, "ROMEO:")``; its speed is measured here
+    (``chars_per_second``). Print a dict of rows with ``textlab.plots.show_table``.
+    """
+    return {"parameters": parameters, "train s": round(seconds), "val bpc": val_bpc,
+            "chars/s": round(chars_per_second(sampler))}

@@ -32,6 +32,7 @@ from .vocab import CharVocab
 TEMPERATURE_RANGE = (0.0, 2.0, 0.1)  # (min, max, step); 0 = greedy
 TOP_P_RANGE = (0.05, 1.0, 0.05)
 LENGTH_RANGE = (10, 1000, 10)
+SEED_MAX = 2**31 - 1  # the seed box clamps to [0, SEED_MAX]; torch's generator takes any of them
 CHART_BARS = 15  # the most likely characters the chart shows
 # How the chart labels characters that are invisible on their own.
 VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
@@ -133,6 +134,17 @@ def _model_pairs(models, vocab: CharVocab | None) -> dict[str, tuple[nn.Module, 
     return pairs
 
 
+class _Shown:
+    """Shows ``self.widget`` when the object is the last line of a cell, or given to ``display``."""
+
+    widget: widgets.Box
+
+    def _ipython_display_(self, **kwargs) -> None:
+        # ipywidgets 8 shows a widget through _repr_mimebundle_, 7 through _ipython_display_;
+        # display() on the widget itself picks whichever the installed version has.
+        display(self.widget)
+
+
 @dataclass
 class _View:
     """One model's part of the panel: its sample box and its chart."""
@@ -143,7 +155,7 @@ class _View:
     chart: widgets.HTML
 
 
-class SamplerPanel:
+class SamplerPanel(_Shown):
     """Sliders and boxes that re-sample one or several models; one shared set of controls.
 
         SamplerPanel(model, vocab)                                       # one model
@@ -170,8 +182,9 @@ class SamplerPanel:
                                         step=LENGTH_RANGE[2], description="length", **slider)
         # A Textarea, not a Text: a one-line box cannot hold a prime such as "\n" or "ROMEO:\n".
         self.prime = widgets.Textarea(value=prime, description="prime", rows=2, **slider)
-        self.seed = widgets.IntText(value=seed, description="seed", layout=widgets.Layout(width="11em"),
-                                    style={"description_width": "initial"})
+        self.seed = widgets.BoundedIntText(value=seed, min=0, max=SEED_MAX, description="seed",
+                                           layout=widgets.Layout(width="11em"),
+                                           style={"description_width": "initial"})
         self.regenerate = widgets.Button(description="regenerate", tooltip="draw again with the next seed")
         self.regenerate.on_click(self._next_seed)
 
@@ -215,14 +228,15 @@ class SamplerPanel:
         return next(iter(self.charts.values()))
 
     def _next_seed(self, _button=None) -> None:
-        self.seed.value += 1  # the seed's observer re-samples
+        self.seed.value = (self.seed.value + 1) % (SEED_MAX + 1)  # the seed's observer re-samples
 
     def _on_change(self, _change=None) -> None:
         self.update()
 
     def update(self) -> None:
         """Re-sample every model with the controls' current values and redraw the charts."""
-        temperature, prime, seed = self.temperature.value, self.prime.value, self.seed.value
+        temperature, prime, length, seed = (self.temperature.value, self.prime.value, self.length.value,
+                                            self.seed.value)
         top_k = self.top_k.value or None
         top_p = self.top_p.value if self.top_p.value < 1 else None
         header = settings_line(temperature, top_k, top_p, seed)
@@ -230,21 +244,16 @@ class SamplerPanel:
         for name, view in self.views.items():
             label = header if len(self.views) == 1 else f"{name}: {header}"
             try:
-                text = sample(view.model, view.vocab, prime, self.length.value, temperature, top_k, top_p, seed)
+                text = sample(view.model, view.vocab, prime, length, temperature, top_k, top_p, seed)
                 bars = next_char_bars(view.model, view.vocab, prime, temperature, top_k, top_p)
-            except (TextlabError, ValueError) as err:  # a bad prime or seed: say so where the text goes
+            except (TextlabError, ValueError) as err:  # e.g. a bad prime: say so where the text goes
                 self.texts[name], self.charts[name] = "", []
-                view.sample.value = error_html(label, str(err))
+                view.sample.value = error_html(label, f"cannot sample: {err}")
                 view.chart.value = ""
                 continue
             self.texts[name], self.charts[name] = text, bars
             view.sample.value = sample_html(label, prime, text)
             view.chart.value = chart_html(bars, title)
-
-    def _ipython_display_(self, **kwargs) -> None:
-        # ipywidgets 8 shows a widget through _repr_mimebundle_, 7 through _ipython_display_;
-        # display() on the widget itself picks whichever the installed version has.
-        display(self.widget)
 
 
 
@@ -253,7 +262,7 @@ class SamplerPanel:
 OWN_FILE = "<your own file>"  # the dropdown's last entry: load the path typed below it
 
 
-class CorpusPicker:
+class CorpusPicker(_Shown):
     """A dropdown of the course's corpora plus a box for the path of your own text file."""
 
     def __init__(self, default: str = "tiny_shakespeare"):
@@ -291,9 +300,6 @@ class CorpusPicker:
         if not self.path.value.strip():
             raise TextlabError("type the path of your text file into the 'your own file' box")
         return load_text(self.path.value.strip())
-
-    def _ipython_display_(self, **kwargs) -> None:
-        display(self.widget)
 
 
 def corpus_picker(default: str = "tiny_shakespeare") -> CorpusPicker:
