@@ -158,7 +158,7 @@ def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
     history = fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=2, batch_size=2, seq_len=16, eval_every=2,
                         eval_chars=200, device="cpu", progress=False)  # a taste is allowed
     assert history[-1]["step"] == 2
-    with pytest.raises(TypeError, match="unknown fine-tuning option"):
+    with pytest.raises(TypeError, match="unknown training option"):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, epochs=3)
 
 

@@ -13,7 +13,7 @@ import typing
 from dataclasses import fields, replace
 from pathlib import Path
 
-from .config import ModelConfig, TextlabError, TrainConfig, default_configs, pick_device
+from .config import ModelConfig, TextlabError, TrainConfig, default_configs, pick_device, with_overrides
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -87,13 +87,7 @@ def cmd_train(args) -> None:
     from .training import train_on_text
 
     model_cfg, train_cfg = default_configs(args.device or "auto", kind=args.kind or "lstm")
-    train_overrides = _overrides(args, TrainConfig)
-    # One budget given on the command line replaces the default budget.
-    if "steps" in train_overrides and "minutes" not in train_overrides:
-        train_overrides["minutes"] = None
-    if "minutes" in train_overrides and "steps" not in train_overrides:
-        train_overrides["steps"] = None
-    train_cfg = replace(train_cfg, **train_overrides)
+    train_cfg = with_overrides(train_cfg, **_overrides(args, TrainConfig))
     model_cfg = replace(model_cfg, **_overrides(args, ModelConfig))
     if model_cfg.kind == "gpt" and args.block_size is None:
         model_cfg = replace(model_cfg, block_size=max(model_cfg.block_size, train_cfg.seq_len))

@@ -114,6 +114,20 @@ def fine_tune_config(device: str = "auto") -> TrainConfig:
     return cfg
 
 
+def with_overrides(cfg: TrainConfig, **overrides) -> TrainConfig:
+    """``replace(cfg, **overrides)``, where a budget given alone (``steps`` or ``minutes``) replaces both."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown training option(s) {unknown}; the options are TrainConfig's fields: "
+                        f"{', '.join(sorted(known))}")
+    if "steps" in overrides and "minutes" not in overrides:
+        overrides["minutes"] = None
+    if "minutes" in overrides and "steps" not in overrides:
+        overrides["steps"] = None
+    return replace(cfg, **overrides)
+
+
 def to_dict(config) -> dict:
     """A dataclass as a plain dict (what a checkpoint stores)."""
     return asdict(config)

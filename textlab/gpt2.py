@@ -26,7 +26,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -35,10 +34,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .batches import make_batches
-from .config import TextlabError, TrainConfig, fine_tune_config, pick_device
+from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
 from .models import count_parameters
 from .sampling import check_params, probabilities
-from .training import LN2, _autocast, lr_at, make_optimizer
+from .training import LN2, _autocast, lr_at, make_optimizer, optimizer_step
 
 HUB_URL = "https://huggingface.co"
 HUB_PROBE_TIMEOUT = 2.0  # seconds: one quick probe, instead of transformers' ~30 s of retries
@@ -286,7 +285,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
     the training text's average characters per token). Row 0 is the model before any step.
     The model ends with the weights of its best evaluation, in eval mode.
     """
-    cfg = replace(cfg or fine_tune_config(), **_budget_overrides(overrides))
+    cfg = with_overrides(cfg or fine_tune_config(), **overrides)
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give a budget: steps=… or minutes=…")
     device = pick_device(cfg.device)
@@ -343,18 +342,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise TextlabError(f"the loss became {loss_value} at step {step}: lower lr (now {cfg.lr})")
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
             step += 1
             loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
             bar.update(1 if cfg.steps else int(time.perf_counter() - start) - bar.n)
@@ -371,17 +359,3 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
 
 def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _budget_overrides(overrides: dict) -> dict:
-    """Check the option names; one budget given alone replaces both (as on the command line)."""
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TypeError(f"unknown fine-tuning option(s) {unknown}; the options are TrainConfig's fields: "
-                        f"{', '.join(sorted(known))}")
-    if "steps" in overrides and "minutes" not in overrides:
-        return {**overrides, "minutes": None}
-    if "minutes" in overrides and "steps" not in overrides:
-        return {**overrides, "steps": None}
-    return overrides

@@ -22,7 +22,7 @@ def show_batch(x: torch.Tensor, y: torch.Tensor, vocab: CharVocab, rows: int = 4
     lines = []
     for r in range(min(rows, len(x))):
         lines.append(f"row {r} x: " + "".join(show_char(c) for c in vocab.decode(x[r])))
-        lines.append(f"      y: " + "".join(show_char(c) for c in vocab.decode(y[r])))
+        lines.append("      y: " + "".join(show_char(c) for c in vocab.decode(y[r])))
     return "\n".join(lines)
 
 
@@ -73,7 +73,8 @@ class LivePlot:
         self.history.append(record)
         self.ax.clear()
         plot_history(self.history, self.baseline_bpc, self.ax)
-        self.handle.update(self.fig)
+        if self.handle is not None:  # None outside a notebook: nothing to redraw
+            self.handle.update(self.fig)
 
 
 def plot_char_frequencies(text: str, top: int = 40, ax=None):

@@ -109,6 +109,22 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   scaler: torch.amp.GradScaler | None, grad_clip: float) -> None:
+    """Backward, clip the gradient norm to ``grad_clip``, step (through the fp16 scaler if any)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg: TrainConfig | None = None,
           callbacks=(), vocab: CharVocab | None = None, checkpoint: str | Path | None = None) -> TrainResult:
     """Train ``model`` on ``train_ids`` and score it on ``val_ids`` in bits per character.
@@ -197,18 +213,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
                                    f"Lower the learning rate (lr={cfg.lr}) or grad_clip")
                 tqdm.write(result.message)
                 break
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-            else:
-                loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
+            optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
             step += 1
             chars += x.numel()
             loss_sum, loss_count = loss_sum + loss_value, loss_count + 1

@@ -1,0 +1,210 @@
+"""Helpers for the real-browser test: a throw-away JupyterLab server and what a user does in it.
+
+    lab = JupyterLab.start(root, env)         # jupyter lab on 127.0.0.1, a free port, a random token
+    page.goto(lab.url("notebook.ipynb"))      # a Playwright page in headless Chromium
+    run_all_cells(page); wait_until_executed(page)
+    ...
+    lab.stop()                                # the server, its kernels, nothing left running
+
+Everything the server writes (settings, workspaces, runtime files, kernel specs) goes to a
+temporary folder, so the test neither reads nor changes the settings of the person running it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+# Debian's chromium, driven by the Python playwright package: nothing is downloaded.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1400, "height": 1000}
+
+SERVER_START_TIMEOUT = 60.0   # seconds for `jupyter lab` to answer HTTP
+SERVER_STOP_TIMEOUT = 15.0    # seconds for it to shut down its kernels after SIGTERM
+
+# JupyterLab user settings: no news or update pop-ups over the notebook, every cell kept in the
+# page (no virtual scrolling) so the test finds the panel wherever it is, and no autosave.
+LAB_SETTINGS = {
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+}
+
+# What a cell's prompt shows: "[*]:" queued or running, "[ ]:" not run, "[12]:" done.
+_PROMPTS_JS = """() => {
+    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+        .map(p => p.innerText.trim());
+    return {
+        total: prompts.length,
+        running: prompts.filter(p => p.includes('*')).length,
+        done: prompts.filter(p => /\\[\\d+\\]/.test(p)).length,
+    };
+}"""
+_ERRORS_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
+    .map(o => o.innerText).filter(t => /Traceback|Error:/.test(t)).map(t => t.slice(-1500))"""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_lab_settings(settings_dir: Path) -> None:
+    """Write LAB_SETTINGS where JupyterLab looks for a user's settings (JUPYTERLAB_SETTINGS_DIR)."""
+    for plugin, values in LAB_SETTINGS.items():
+        package, name = plugin.rsplit("/", 1)
+        path = settings_dir / package / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+
+
+def copy_notebook(source: Path, dest_dir: Path, disconnect_slider: bool = False) -> Path:
+    """Copy a notebook without its outputs, so whatever the test sees was made by this run.
+
+    ``disconnect_slider=True`` sabotages the copy: the SamplerPanel's temperature slider no
+    longer re-samples. The browser test must fail on such a copy; it is how we check the test.
+    """
+    nb = json.loads(source.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    nb.get("metadata", {}).pop("widgets", None)
+    if disconnect_slider:
+        _disconnect_slider(nb)
+    dest = dest_dir / source.name
+    dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding="utf-8")
+    return dest
+
+
+def _disconnect_slider(nb: dict) -> None:
+    """Rewrite the cell ending in ``SamplerPanel(...)`` so its temperature slider does nothing."""
+    for cell in nb["cells"]:
+        lines = "".join(cell["source"]).rstrip().splitlines()
+        if cell["cell_type"] == "code" and lines and lines[-1].startswith("SamplerPanel("):
+            lines[-1:] = [f"panel = {lines[-1]}",
+                          'panel.temperature.unobserve(panel._on_change, names="value")',
+                          "panel"]
+            cell["source"] = "\n".join(lines)
+            return
+    raise ValueError("no cell ends in SamplerPanel(...): cannot disconnect its slider")
+
+
+@dataclass
+class JupyterLab:
+    """A `jupyter lab` server this process started, in its own process group."""
+
+    process: subprocess.Popen
+    port: int
+    token: str
+    log_path: Path
+
+    @classmethod
+    def start(cls, root: Path, env: dict[str, str], state_dir: Path) -> "JupyterLab":
+        """Serve ``root`` on 127.0.0.1 with a random token; its own files go under ``state_dir``.
+
+        The kernels it starts inherit ``env``: that is how TEXTLAB_QUICK and friends reach them.
+        """
+        port, token = free_port(), secrets.token_hex(16)
+        env = dict(env)
+        for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                         ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+                         ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"), ("IPYTHONDIR", "ipython")]:
+            env[var] = str(state_dir / sub)
+        write_lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
+        log_path = state_dir / "jupyter-lab.log"
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+        lab = cls(process, port, token, log_path)
+        try:
+            lab._wait_until_ready()
+        except BaseException:
+            lab.stop()
+            raise
+        return lab
+
+    def url(self, notebook: str) -> str:
+        return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/status?token={self.token}",
+                                            timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"jupyter lab did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group; SIGKILL if it has not exited in time.
+
+        On SIGTERM the server shuts its kernels down. Kernels run in sessions of their own, but
+        each also watches its parent and exits when the server is gone, even after a SIGKILL.
+        """
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(SERVER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+
+def wait_for_kernel_idle(page, timeout_s: float) -> None:
+    """Wait until the notebook's toolbar says its kernel is idle (started and not running code)."""
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           state="attached", timeout=timeout_s * 1000)
+
+
+def run_all_cells(page) -> None:
+    """What a user does: the Run menu, then "Run All Cells"."""
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+
+def wait_until_executed(page, timeout_s: float) -> None:
+    """Wait until every code cell has run: each prompt shows a number, none a ``*``.
+
+    A cell that raises stops "Run All": the cells after it stay unrun, and we fail at once
+    with the traceback shown in the page.
+    """
+    deadline = time.monotonic() + timeout_s
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+                           ".some(p => p.innerText.includes('*'))", timeout=30_000)
+    while time.monotonic() < deadline:
+        state = page.evaluate(_PROMPTS_JS)
+        if state["running"] == 0:
+            if state["done"] == state["total"]:
+                return
+            raise AssertionError(f"Run All stopped after {state['done']} of {state['total']} cells:\n"
+                                 + "\n---\n".join(page.evaluate(_ERRORS_JS)))
+        page.wait_for_timeout(500)
+    state = page.evaluate(_PROMPTS_JS)
+    raise TimeoutError(f"the notebook did not finish within {timeout_s:.0f} s "
+                       f"({state['done']} of {state['total']} cells done)")

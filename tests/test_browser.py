@@ -1,0 +1,145 @@
+"""The sampler panel of notebook 02 in a real browser: JupyterLab, headless Chromium, a keyboard.
+
+The widget tests check the panel's Python side; this one checks what a student sees. It starts
+`jupyter lab` on a copy of ``02_charlstm.ipynb`` (QUICK mode), clicks Run → Run All Cells, moves
+the temperature slider with the arrow keys, and checks that the sample text and the
+next-character chart are redrawn for the new temperature. Screenshots of the panel before and
+after go to ``test-artifacts/browser/``.
+
+    pytest -m browser tests/test_browser.py -v            # about a minute on a quiet machine
+    TEXTLAB_BROWSER_DISCONNECT=1 pytest -m browser ...    # must FAIL: the slider is unplugged
+
+The second line is how we check the test itself: it runs a copy of the notebook whose slider
+no longer re-samples, and the test has to notice.
+
+The browser is Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it),
+driven by the playwright package: no browser is downloaded. Without it the test is skipped,
+except under CI (``CI`` set), where a skipped browser test would hide a broken panel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from browser_support import (CHROMIUM_ARGS, VIEWPORT, JupyterLab, copy_notebook, run_all_cells,
+                             wait_for_kernel_idle, wait_until_executed)
+from conftest import SHARED_DATA
+from textlab.widgets import TEMPERATURE_RANGE
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "02_charlstm.ipynb"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+DISCONNECT = os.environ.get("TEXTLAB_BROWSER_DISCONNECT", "") not in ("", "0")
+
+OPEN_TIMEOUT = 90.0       # seconds: JupyterLab loads and the kernel starts
+RUN_ALL_TIMEOUT = 300.0   # seconds: the whole notebook in QUICK mode (30-60 s on a quiet machine)
+RESAMPLE_TIMEOUT = 30.0   # seconds: the panel redraws after the slider moves (well under 1 s)
+KEY_PRESSES = 3           # ArrowRight presses: each moves the temperature one step up
+
+# The panel as the user sees it: the slider's number, the sample's header line, its text, the chart.
+_PANEL_JS = """() => {
+    const sample = document.querySelector('.textlab-sampler .textlab-sample');
+    const header = sample.querySelector('div');
+    return {
+        readout: document.querySelector('.textlab-temperature .widget-readout').innerText.trim(),
+        header: header.innerText.trim(),
+        text: sample.innerText.slice(header.innerText.length).trim(),
+        chart: document.querySelector('.textlab-sampler .textlab-chart').innerText.trim(),
+    };
+}"""
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        reason = "Debian's chromium is not installed (apt-get install chromium; .ci/run does it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must run the browser test, not skip it")
+        pytest.skip(reason)
+    return path
+
+
+def _kernel_env(cache: Path) -> dict[str, str]:
+    """The test's environment plus what the notebook's kernel needs: QUICK mode, offline corpora."""
+    env = dict(os.environ, TEXTLAB_QUICK="1", TEXTLAB_CACHE=str(cache))
+    if not env.get("TEXTLAB_MIRROR") and (SHARED_DATA / "MANIFEST.json").is_file():
+        env["TEXTLAB_MIRROR"] = str(SHARED_DATA)
+    return env
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab serving a fresh, output-free copy of the notebook; stopped even if the test fails."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    copy_notebook(NOTEBOOK, root, disconnect_slider=DISCONNECT)
+    server = JupyterLab.start(root, _kernel_env(tmp_path / "cache"), state_dir=tmp_path / "jupyter")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def page():
+    """A page in headless Chromium, closed with its browser after the test."""
+    executable = _chromium()
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+
+def _screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name))
+
+
+def _wait_for_temperature(page, temperature: str, timeout_s: float) -> dict[str, str]:
+    """Poll the panel until its header names ``temperature``; return the panel either way."""
+    deadline = time.monotonic() + timeout_s
+    panel = page.evaluate(_PANEL_JS)
+    while not panel["header"].startswith(f"T={temperature},") and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        panel = page.evaluate(_PANEL_JS)
+    return panel
+
+
+def test_temperature_slider_resamples_text_and_chart(lab, page):
+    page.goto(lab.url(NOTEBOOK.name))
+    wait_for_kernel_idle(page, OPEN_TIMEOUT)
+    page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
+    try:
+        run_all_cells(page)
+        wait_until_executed(page, RUN_ALL_TIMEOUT)  # the cells after the panel too: the kernel is free
+        page.locator(".textlab-sampler").scroll_into_view_if_needed()
+        before = page.evaluate(_PANEL_JS)
+        _screenshot(page, "1-after-run-all.png")
+
+        handle = page.locator(".textlab-temperature .noUi-handle")
+        handle.focus()
+        for _ in range(KEY_PRESSES):
+            handle.press("ArrowRight")  # continuous_update=False: sent to the kernel on key-up
+        step = TEMPERATURE_RANGE[2]
+        moved = f"{float(before['readout']) + KEY_PRESSES * step:.1f}"
+        after = _wait_for_temperature(page, f"{float(moved):g}", RESAMPLE_TIMEOUT)
+        _screenshot(page, "2-after-slider.png")
+    except BaseException:
+        _screenshot(page, "failure.png")
+        raise
+
+    assert before["header"].startswith(f"T={float(before['readout']):g},"), before
+    assert after["readout"] == moved, f"the slider did not move: {before['readout']} → {after['readout']}"
+    assert after["header"].startswith(f"T={float(moved):g},"), (
+        f"the slider shows {moved} but the sample still says {after['header']!r} "
+        f"after {RESAMPLE_TIMEOUT:.0f} s: the slider does not reach the sampler")
+    assert after["text"] != before["text"], "a new temperature drew the very same text"
+    assert after["chart"] != before["chart"], "the next-character chart did not change with temperature"
