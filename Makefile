@@ -34,7 +34,7 @@ $(VENV)/w7/.installed: $(BIN)/.installed
 	touch $@
 
 test: $(BIN)/.installed $(VENV)/w7/.installed
-	TEXTLAB_QUICK=1 HF_HUB_OFFLINE=1 TEXTLAB_EXPECT_IPYWIDGETS=8 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks \
+	OMP_NUM_THREADS=1 TEXTLAB_QUICK=1 HF_HUB_OFFLINE=1 TEXTLAB_EXPECT_IPYWIDGETS=8 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks \
 	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 	TEXTLAB_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(VENV)/w7 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_widgets.py
 

@@ -1,6 +1,6 @@
 """Helpers for the real-browser test: a throw-away JupyterLab server and what a user does in it.
 
-    lab = JupyterLab.start(root, env)         # jupyter lab on 127.0.0.1, a free port, a random token
+    lab = JupyterLab.start(root, env, state)  # jupyter lab on 127.0.0.1, a free port, a random token
     page.goto(lab.url("notebook.ipynb"))      # a Playwright page in headless Chromium
     run_all_cells(page); wait_until_executed(page)
     ...
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -31,6 +32,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 
 SERVER_START_TIMEOUT = 60.0   # seconds for `jupyter lab` to answer HTTP
 SERVER_STOP_TIMEOUT = 15.0    # seconds for it to shut down its kernels after SIGTERM
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 is never proxied
 
 # JupyterLab user settings: no news or update pop-ups over the notebook, every cell kept in the
 # page (no virtual scrolling) so the test finds the panel wherever it is, and no autosave.
@@ -126,7 +128,8 @@ class JupyterLab:
         log_path = state_dir / "jupyter-lab.log"
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               f"--ServerApp.root_dir={root}",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
@@ -150,13 +153,14 @@ class JupyterLab:
             if self.process.poll() is not None:
                 raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/status?token={self.token}",
-                                            timeout=2) as response:
+                with _NO_PROXY.open(f"http://127.0.0.1:{self.port}/api/status?token={self.token}",
+                                    timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 time.sleep(0.3)
-        raise TimeoutError(f"jupyter lab did not answer within {SERVER_START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+        raise TimeoutError(f"jupyter lab did not answer within {SERVER_START_TIMEOUT:.0f} s:\n"
+                           + self.log_tail())
 
     def stop(self) -> None:
         """SIGTERM to the server's process group; SIGKILL if it has not exited in time.
@@ -177,29 +181,30 @@ class JupyterLab:
 
 
 def wait_for_kernel_idle(page, timeout_s: float) -> None:
-    """Wait until the notebook's toolbar says its kernel is idle (started and not running code)."""
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']",
-                           state="attached", timeout=timeout_s * 1000)
+    """Wait until the status bar says "<kernel name> | Idle": a kernel started, connected, free.
+
+    (The toolbar's execution indicator says "idle" before any kernel exists: not a signal.)
+    """
+    status = page.locator("#jp-main-statusbar .jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle$"))
+    status.wait_for(timeout=timeout_s * 1000)
 
 
 def run_all_cells(page) -> None:
     """What a user does: the Run menu, then "Run All Cells"."""
-    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
 
 def wait_until_executed(page, timeout_s: float) -> None:
-    """Wait until every code cell has run: each prompt shows a number, none a ``*``.
+    """Wait until every code cell of a notebook opened without outputs has run: each shows a number.
 
-    A cell that raises stops "Run All": the cells after it stay unrun, and we fail at once
-    with the traceback shown in the page.
+    A cell that raises stops "Run All": the cells after it stay unrun ("[ ]"), and we fail at
+    once with the traceback shown in the page.
     """
     deadline = time.monotonic() + timeout_s
-    page.wait_for_function("() => [...document.querySelectorAll('.jp-InputPrompt')]"
-                           ".some(p => p.innerText.includes('*'))", timeout=30_000)
     while time.monotonic() < deadline:
         state = page.evaluate(_PROMPTS_JS)
-        if state["running"] == 0:
+        if state["running"] == 0 and state["done"] > 0:
             if state["done"] == state["total"]:
                 return
             raise AssertionError(f"Run All stopped after {state['done']} of {state['total']} cells:\n"
