@@ -75,10 +75,12 @@ class CharLSTM(nn.Module):
                 else:
                     gates = torch.addmm(bias[i], torch.cat([x, h[i]], 1), recur[i])
                 s = gates.sigmoid()                       # gate order: input, forget, cell, output
-                c_i = s[:, H:2 * H] * c[i] + s[:, :H] * gates[:, 2 * H:3 * H].tanh()
+                c_i = torch.addcmul(s[:, H:2 * H] * c[i], s[:, :H], gates[:, 2 * H:3 * H].tanh())
                 x = s[:, 3 * H:] * c_i.tanh()
                 hs.append(x)
                 cs.append(c_i)
+            if layers == 1:  # a view instead of a copy: this runs once per generated character
+                return torch.addmm(head_b, x, head_w), (x[None], c_i[None])
             return torch.addmm(head_b, x, head_w), (torch.stack(hs), torch.stack(cs))
 
         return step

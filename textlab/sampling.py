@@ -84,9 +84,13 @@ def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, te
     step = model.stepper()
     logits, state = model(x)        # read the prime once: (B, T, V)
     logits = logits[:, -1]          # (B, V): what comes after the prime
-    for _ in range(length):
-        probs = probabilities(logits, temperature, top_k, top_p)
-        ids = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+    # All the randomness up front, one uniform number per character: drawing it step by step
+    # would cost a call per character (this loop is the slider's critical path).
+    uniforms = torch.rand(length, num_samples, 1, generator=generator, device=x.device)
+    for u in uniforms:
+        cdf = probabilities(logits, temperature, top_k, top_p).cumsum(-1)  # (B, V)
+        # Inverse-CDF sampling: the first character whose cumulative probability passes u.
+        ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)  # (B,)
         yield ids
         logits, state = step(ids, state)
 
