@@ -28,7 +28,7 @@ class CharLSTM(nn.Module):
 
     stateful = True  # the trainer carries (h, c) from batch to batch
 
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 512,
+    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden_size: int = 384,
                  num_layers: int = 1, dropout: float = 0.0):
         super().__init__()
         self.config = ModelConfig("lstm", vocab_size, embed_dim, hidden_size, num_layers, dropout)
@@ -132,7 +132,7 @@ class MiniGPT(nn.Module):
 
     stateful = False  # each training window is seen on its own
 
-    def __init__(self, vocab_size: int, hidden_size: int = 160, num_layers: int = 4,
+    def __init__(self, vocab_size: int, hidden_size: int = 128, num_layers: int = 4,
                  n_head: int = 4, block_size: int = 128, dropout: float = 0.0):
         super().__init__()
         if hidden_size % n_head:
