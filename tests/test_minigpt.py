@@ -86,7 +86,8 @@ def test_weights_are_tied_and_counted_once(tiny_gpt):
     assert count_parameters(tiny_gpt) == expected
 
 
-def test_build_model_and_the_gpt_defaults():
+def test_build_model_and_the_gpt_defaults(monkeypatch):
+    monkeypatch.delenv("TEXTLAB_QUICK", raising=False)  # the sizes a student gets, not CI's toys
     model_cfg, train_cfg = default_configs("cpu", kind="gpt")
     gpt = build_model(replace(model_cfg, vocab_size=65))
     lstm = build_model(replace(default_configs("cpu")[0], vocab_size=65))
