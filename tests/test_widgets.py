@@ -16,7 +16,8 @@ from traitlets.config import Config
 
 from textlab import CharLSTM, CharVocab, TextlabError
 from textlab.checkpoints import Loaded
-from textlab.widgets import OWN_FILE, SEED_MAX, SamplerPanel, corpus_picker, visible_char
+from textlab.plots import show_char
+from textlab.widgets import OWN_FILE, SEED_MAX, SamplerPanel, corpus_picker
 
 # ipywidgets 7 creates its comms through a class that ipykernel 7 has deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:The `ipykernel.comm.Comm` class has been deprecated")
@@ -194,7 +195,7 @@ def test_needs_a_vocab():
 
 
 def test_visible_chars():
-    assert [visible_char(c) for c in " \n\ta\x07"] == ["␣", "⏎", "⇥", "a", "\\x07"]
+    assert [show_char(c) for c in " \n\ta\x07"] == ["␣", "⏎", "⇥", "a", "\\x07"]
 
 
 def test_corpus_picker(mirror_env, tmp_path):

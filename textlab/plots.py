@@ -12,9 +12,14 @@ import torch
 from .vocab import CharVocab
 
 
+VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
+
+
 def show_char(c: str) -> str:
-    """A printable label for a character: newline, space and tab made visible."""
-    return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(c, c)
+    """A label you can see: ␣ for a space, ⏎ for a newline, an escape for other control characters."""
+    if c in VISIBLE:
+        return VISIBLE[c]
+    return c if c.isprintable() else repr(c)[1:-1]
 
 
 def show_batch(x: torch.Tensor, y: torch.Tensor, vocab: CharVocab, rows: int = 4) -> str:

@@ -25,6 +25,7 @@ from IPython.display import display
 from .checkpoints import Loaded
 from .config import TextlabError
 from .corpora import Text, get_corpus, load_corpus, load_text, registry
+from .plots import show_char
 from .sampling import next_char_probs, probabilities, sample
 from .vocab import CharVocab
 
@@ -34,8 +35,6 @@ TOP_P_RANGE = (0.05, 1.0, 0.05)
 LENGTH_RANGE = (10, 1000, 10)
 SEED_MAX = 2**31 - 1  # the seed box clamps to [0, SEED_MAX]; torch's generator takes any of them
 CHART_BARS = 15  # the most likely characters the chart shows
-# How the chart labels characters that are invisible on their own.
-VISIBLE = {" ": "␣", "\n": "⏎", "\t": "⇥"}
 
 _MONO = "font-family: monospace; font-size: 13px;"
 _SAMPLE_STYLE = f"{_MONO} white-space: pre-wrap; word-break: break-word; line-height: 1.35;"
@@ -46,16 +45,9 @@ _ERROR_STYLE = (f"{_MONO} color: #a40000; background: #fdecea; border-left: 3px 
 _BAR_COLOR, _TRACK_COLOR = "#4c72b0", "#e8e8e8"
 
 
-def visible_char(char: str) -> str:
-    """A label you can see: ␣ for a space, ⏎ for a newline, an escape for other control characters."""
-    if char in VISIBLE:
-        return VISIBLE[char]
-    return char if char.isprintable() else repr(char)[1:-1]
-
-
 def visible_char_tail(prime: str, width: int = 12) -> str:
     """The end of the prime with its invisible characters shown, e.g. ``…ROMEO:⏎``."""
-    tail = "".join(visible_char(c) for c in prime[-width:])
+    tail = "".join(show_char(c) for c in prime[-width:])
     return ("…" if len(prime) > width else "") + tail
 
 
@@ -90,7 +82,7 @@ def chart_html(bars: list[tuple[str, float]], title: str) -> str:
     for char, prob in bars:
         rows.append(
             '<div style="display: flex; align-items: center; gap: 6px; height: 17px;">'
-            f'<span style="width: 2.5em; text-align: right;">{html.escape(visible_char(char))}</span>'
+            f'<span style="width: 2.5em; text-align: right;">{html.escape(show_char(char))}</span>'
             f'<div style="flex: 1; height: 11px; background: {_TRACK_COLOR};">'
             f'<div style="width: {100 * prob:.1f}%; height: 100%; background: {_BAR_COLOR};"></div></div>'
             f'<span style="width: 3.5em; text-align: right;">{prob:.3f}</span></div>')
