@@ -54,6 +54,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab,
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is meant to be shared
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -203,6 +203,7 @@ def fetch(name: str, strict: bool = False) -> Path:
     try:
         size, sha = _download(source_url(corpus), tmp)
         _check(corpus, tmp, size, sha, strict)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; the cache is an ordinary folder
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,6 +29,7 @@ from .sampling import chars_per_second
 from .vocab import CharVocab
 
 LN2 = math.log(2)
+TIME_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n}/{total} s [{elapsed}<{remaining}{postfix}]"
 
 
 @dataclass
@@ -183,8 +184,9 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             return "stop"
         return None
 
-    bar = tqdm(total=cfg.steps if cfg.steps else int(budget), disable=not cfg.progress,
-               unit="step" if cfg.steps else "s", desc="training")
+    # The bar counts steps, or seconds of a time budget (then its rate would be a meaningless "s/s").
+    bar = tqdm(total=cfg.steps if cfg.steps else int(budget), disable=not cfg.progress, desc="training",
+               unit="step", bar_format=None if cfg.steps else TIME_BAR)
     start = time.perf_counter()
     try:
         while True:
@@ -220,7 +222,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             elapsed = time.perf_counter() - start
             _emit(callbacks, "on_step", {"step": step, "chars_seen": chars, "seconds": elapsed,
                                          "loss": loss_value, "lr": lr})
-            bar.update(1 if cfg.steps else int(elapsed) - bar.n)
+            if cfg.steps or int(elapsed) > bar.n:
+                bar.update(1 if cfg.steps else int(elapsed) - bar.n)
             if step % cfg.eval_every == 0 or step >= max_steps:
                 if checkpoint_eval() == "stop":
                     break
