@@ -37,7 +37,7 @@ from .batches import make_batches
 from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
 from .models import count_parameters
 from .sampling import check_params, probabilities
-from .training import LN2, _autocast, lr_at, make_optimizer, optimizer_step
+from .training import LN2, _autocast, advance, apply_lr, make_optimizer, optimizer_step, progress_bar
 
 HUB_URL = "https://huggingface.co"
 HUB_PROBE_TIMEOUT = 2.0  # seconds: one quick probe, instead of transformers' ~30 s of retries
@@ -307,8 +307,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
                 "val_bpc": bpc(model, tokenizer, val_slice)}]
     best = _copy_weights(model)
     step, loss_sum, loss_count, lr = 0, 0.0, 0, cfg.lr
-    bar = tqdm(total=cfg.steps if cfg.steps else int(budget), disable=not cfg.progress,
-               unit="step" if cfg.steps else "s", desc="fine-tuning")
+    bar = progress_bar(cfg, "fine-tuning")
     model.train()
     start = time.perf_counter()
 
@@ -331,9 +330,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
                 if loss_count:  # steps since the last evaluation: score them too
                     evaluate_now()
                 break
-            lr = lr_at(step, progress, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = apply_lr(optimizer, step, progress, cfg)
             x, y, _ = next(batches)
             x, y = x.to(device), y.to(device)
             with autocast:
@@ -345,7 +342,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
             optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
             step += 1
             loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
-            bar.update(1 if cfg.steps else int(time.perf_counter() - start) - bar.n)
+            advance(bar, cfg, time.perf_counter() - start)
             if step % cfg.eval_every == 0:
                 evaluate_now()
     except KeyboardInterrupt:

@@ -85,6 +85,32 @@ def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
+def apply_lr(optimizer: torch.optim.Optimizer, step: int, progress: float, cfg: TrainConfig) -> float:
+    """Set every parameter group to the schedule's learning rate for this moment; return it."""
+    lr = lr_at(step, progress, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def progress_bar(cfg: TrainConfig, desc: str) -> tqdm:
+    """A tqdm.auto bar over the budget: its steps, or the seconds of a time budget.
+
+    A time bar shows no rate: "seconds per second" means nothing.
+    """
+    if cfg.steps:
+        return tqdm(total=cfg.steps, disable=not cfg.progress, desc=desc, unit="step")
+    return tqdm(total=int(cfg.minutes * 60), disable=not cfg.progress, desc=desc, bar_format=TIME_BAR)
+
+
+def advance(bar: tqdm, cfg: TrainConfig, elapsed: float) -> None:
+    """After a step: move a step bar by one, a time bar up to the whole seconds elapsed."""
+    if cfg.steps:
+        bar.update(1)
+    elif int(elapsed) > bar.n:
+        bar.update(int(elapsed) - bar.n)
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; weight decay on weight matrices only, never on biases, norms or embeddings."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "tok" not in n
@@ -184,9 +210,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             return "stop"
         return None
 
-    # The bar counts steps, or seconds of a time budget (then its rate would be a meaningless "s/s").
-    bar = tqdm(total=cfg.steps if cfg.steps else int(budget), disable=not cfg.progress, desc="training",
-               unit="step", bar_format=None if cfg.steps else TIME_BAR)
+    bar = progress_bar(cfg, "training")
     start = time.perf_counter()
     try:
         while True:
@@ -196,9 +220,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
                 if loss_count:  # steps since the last evaluation: score them too
                     checkpoint_eval()
                 break
-            lr = lr_at(step, progress, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            lr = apply_lr(optimizer, step, progress, cfg)
             x, y, reset = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if reset or not model.stateful:
@@ -222,8 +244,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             elapsed = time.perf_counter() - start
             _emit(callbacks, "on_step", {"step": step, "chars_seen": chars, "seconds": elapsed,
                                          "loss": loss_value, "lr": lr})
-            if cfg.steps or int(elapsed) > bar.n:
-                bar.update(1 if cfg.steps else int(elapsed) - bar.n)
+            advance(bar, cfg, elapsed)
             if step % cfg.eval_every == 0 or step >= max_steps:
                 if checkpoint_eval() == "stop":
                     break
