@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from textlab.notebook import GITHUB_REPO
+from textlab.notebook import FINGERPRINT_LABEL, GITHUB_REPO, saved_fingerprint, source_fingerprint, stale_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -43,3 +43,22 @@ def test_readme_badges_use_the_same_repository():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     found = set(re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/", readme))
     assert found == {GITHUB_REPO}
+
+
+def test_saved_outputs_were_made_by_the_current_source():
+    """`make check-notebooks`: a change to textlab/ means the notebooks must be re-run (`make notebooks`)."""
+    assert stale_notebooks(NOTEBOOKS) == []
+
+
+def test_the_fingerprint_check_catches_outputs_made_by_other_code(tmp_path):
+    nb = json.loads(NOTEBOOKS[0].read_text(encoding="utf-8"))
+    setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    setup["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [f"{FINGERPRINT_LABEL}0123456789ab\n"]}]
+    old = tmp_path / "old.ipynb"
+    old.write_text(json.dumps(nb), encoding="utf-8")
+    assert saved_fingerprint(old) == "0123456789ab"
+    [message] = stale_notebooks([old])
+    assert "0123456789ab" in message and source_fingerprint() in message and "make notebooks" in message
+    setup["outputs"] = []  # never run: no fingerprint at all
+    old.write_text(json.dumps(nb), encoding="utf-8")
+    assert stale_notebooks([old])
