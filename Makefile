@@ -28,12 +28,17 @@ demo: $(BIN)/.installed
 	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 1.2 --length 200 --seed 1
 	@echo "loss curve: runs/demo/loss.png"
 
+# The serve extra (FastAPI, uvicorn) for its tests; `make demo` does without it.
+$(BIN)/.serve-installed: $(BIN)/.installed
+	$(BIN)/pip install -q -e ".[dev,serve]"
+	touch $@
+
 # ipywidgets 7.7 (what Colab ships) shadowing 8.x, for the widget tests only.
 $(VENV)/w7/.installed: $(BIN)/.installed
 	$(BIN)/pip install -q --target $(VENV)/w7 --no-deps "ipywidgets==7.7.1" "ipython_genutils==0.2.0"
 	touch $@
 
-test: $(BIN)/.installed $(VENV)/w7/.installed
+test: $(BIN)/.installed $(BIN)/.serve-installed $(VENV)/w7/.installed
 	OMP_NUM_THREADS=1 TEXTLAB_QUICK=1 HF_HUB_OFFLINE=1 TEXTLAB_EXPECT_IPYWIDGETS=8 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks \
 	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 	TEXTLAB_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(VENV)/w7 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_widgets.py
