@@ -137,6 +137,7 @@ def test_stream_yields_the_same_text_as_generate(client):
     events = sse(response)
     assert events[-1][0] == "done"
     streamed = "".join(data["text"] for kind, data in events if kind == "message")
+    assert len(events) == 61, "one event per character as it is made, then done"
     whole = generate(client, length=60, temperature=0.8, seed=3).json()["texts"][0]
     assert "the " + streamed == whole == events[-1][1]["text"]
 

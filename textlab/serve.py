@@ -47,7 +47,7 @@ try:
     import uvicorn
     from fastapi import FastAPI, HTTPException, Query, Request
     from fastapi.responses import HTMLResponse, StreamingResponse
-    from pydantic import BaseModel, Field, model_validator
+    from pydantic import BaseModel, Field, field_validator, model_validator
 except ImportError as err:  # the core package never imports this module
     raise ImportError("textlab serve needs the serve extra: pip install 'textlab[serve]' "
                       f"(missing: {err.name})") from None
@@ -77,14 +77,20 @@ class Limits:
 class Knobs(BaseModel):
     """The sampling knobs, with the Python API's names and defaults (``textlab.sample``)."""
 
-    model: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100,
-                                description="a model name from GET /models (a name, never a path)")]
+    model: Annotated[str, Field(max_length=100, description="a model name from GET /models (a name, never a path)")]
     prime: Annotated[str, Field(min_length=1, max_length=MAX_PRIME)] = "\n"
     temperature: Annotated[float, Field(ge=0, le=10, description="0 = greedy")] = 1.0
     top_k: Annotated[int | None, Field(ge=1)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
     unknown: Annotated[str | None, Field(min_length=1, max_length=1, description=(
         "replace prime characters the model never saw with this one; without it they are a 400"))] = None
+
+    @field_validator("model")
+    @classmethod
+    def _a_name(cls, name: str) -> str:
+        if not re.match(NAME_PATTERN, name):
+            raise ValueError(f"a model is a name from GET /models (letters, digits, _ . -), never a path: {name!r}")
+        return name
 
 
 class GenerateRequest(Knobs):
@@ -528,7 +534,8 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
 
     @app.get("/generate/stream")
     async def generate_stream(req: Annotated[StreamRequest, Query()]) -> StreamingResponse:
-        """Server-sent events: ``data: {"text": ...}`` as characters are made, then ``event: done``."""
+        """Server-sent events: ``data: {"text": CHAR}`` for each character as it is made, then
+        ``event: done`` with the whole text (or ``event: error``), as ``textlab.stream`` yields them."""
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue = asyncio.Queue()
 
@@ -541,19 +548,8 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
 
         async def events():
             try:
-                while True:
-                    first = await chunks.get()
-                    text = [first] if first is not None else []
-                    while first is not None and not chunks.empty():  # whatever else is ready: one event
-                        more = chunks.get_nowait()
-                        if more is None:
-                            first = None
-                        else:
-                            text.append(more)
-                    if text:
-                        yield f"data: {json.dumps({'text': ''.join(text)})}\n\n"
-                    if first is None:
-                        break
+                while (char := await chunks.get()) is not None:  # one event per character, as made
+                    yield f"data: {json.dumps({'text': char})}\n\n"
                 err = job.future.exception()
                 if err is not None:
                     yield f"event: error\ndata: {json.dumps({'detail': str(err)})}\n\n"
