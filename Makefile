@@ -43,9 +43,10 @@ test: $(BIN)/.installed $(BIN)/.serve-installed $(VENV)/w7/.installed
 	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 	TEXTLAB_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(VENV)/w7 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_widgets.py
 
-benchmarks: $(BIN)/.installed
+benchmarks: $(BIN)/.installed $(BIN)/.serve-installed
 	$(BIN)/python benchmarks/bench_sample.py
 	$(BIN)/python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -262,3 +266,35 @@ def test_serve_in_background_answers_over_http_and_stops(tmp_path):
     assert not server.thread.is_alive()
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "health")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_on_loopback_and_stops_cleanly(runs, signum):
+    """``python -m textlab serve DIR`` prints its address, answers, and ends on SIGTERM or Ctrl-C.
+
+    After its graceful shutdown uvicorn may re-raise the signal, so the status can say what stopped it.
+    """
+    import httpx
+    from browser_support import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "textlab", "serve", str(runs), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        first = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in first and "cat, gpt" in first
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/health").json()["status"] == "ok"
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the server did not answer"
+                time.sleep(0.05)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=15) in (0, -signum, 128 + signum)
+        assert "Traceback" not in proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.stdout.close()

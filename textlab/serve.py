@@ -600,9 +600,9 @@ def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000, limits:
                            "python -m textlab train --corpus tiny_shakespeare --out runs/shakespeare")
     app = create_app(models, limits, gpt2)
     names = list(models) + ([gpt2] if gpt2 else [])
-    print(f"serving {', '.join(names)} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
-    uvicorn.run(app, host=host, port=port, log_level="warning")  # handles SIGINT and SIGTERM
-    print("stopped")
+    print(f"serving {', '.join(names)} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops", flush=True)
+    # uvicorn handles SIGINT and SIGTERM: it stops taking requests, finishes, and ends the workers.
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @dataclass
