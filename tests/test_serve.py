@@ -298,3 +298,23 @@ def test_cli_serves_on_loopback_and_stops_cleanly(runs, signum):
     finally:
         proc.kill()
         proc.stdout.close()
+
+
+def test_gpt2_is_listed_where_the_hub_answers_and_generates(runs, monkeypatch, tmp_path_factory):
+    """GPT-2 (here a tiny one built offline, in place of distilgpt2) serves /generate, not the char endpoints."""
+    pytest.importorskip("transformers")
+    from test_gpt2 import model_folder
+
+    from textlab import gpt2
+
+    monkeypatch.setattr(gpt2, "hub_available", lambda: True)
+    assert serve.gpt2_name() == "distilgpt2"
+    tiny_gpt2 = gpt2.load_pretrained(model_folder.__wrapped__(tmp_path_factory), device="cpu")
+    monkeypatch.setattr(gpt2, "load_pretrained", lambda name: tiny_gpt2)
+    with TestClient(create_app(load_folder(runs), gpt2="distilgpt2")) as c:
+        assert {m["name"]: m["kind"] for m in c.get("/models").json()}["distilgpt2"] == "gpt2"
+        body = {"model": "distilgpt2", "prime": "The cat", "length": 30, "seed": 5, "num_samples": 2}
+        texts = c.post("/generate", json=body).json()["texts"]
+        assert texts == [gpt2.generate(*tiny_gpt2, "The cat", 30, seed=s) for s in (5, 6)]
+        assert c.post("/next-char", json={"model": "distilgpt2"}).status_code == 400
+        assert c.get("/generate/stream", params={"model": "distilgpt2"}).status_code == 400

@@ -27,7 +27,7 @@ import json
 import re
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -60,6 +60,7 @@ MAX_TOTAL_CHARS = 16_000     # length × num_samples per request
 MAX_BULK = 16                # requests in one /generate/bulk
 SEED_MAX = 2**63 - 1         # torch generators take any non-negative 64-bit seed
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"  # a model is a name, never a path
+GPT2_MAX_WAITING = 4         # GPT-2 requests running or waiting at once (it samples one at a time)
 PAGE = Path(__file__).with_name("serve_page.html")
 
 
@@ -198,8 +199,16 @@ class Job:
         return (self.prime, self.temperature, self.top_k, self.top_p)
 
     def fail(self, err: Exception) -> None:
-        if not self.future.done():
-            self.future.set_exception(err)
+        self._settle(self.future.set_exception, err)
+
+    def answer(self, texts: list[str]) -> None:
+        self._settle(self.future.set_result, texts)
+
+    def _settle(self, set_outcome, value) -> None:
+        try:
+            set_outcome(value)
+        except InvalidStateError:  # already answered, or given up on by its request (cancelled)
+            pass
 
 
 class Batcher:
@@ -318,7 +327,7 @@ class Batcher:
                else torch.empty(job.num_samples, 0, dtype=torch.long))
         job.batch_rows = rows
         self.served += 1
-        job.future.set_result([job.prime + self.vocab.decode(row) for row in ids.cpu()])
+        job.answer([job.prime + self.vocab.decode(row) for row in ids.cpu()])
 
 
 def _timeout(limits: Limits) -> ServeError:
@@ -379,7 +388,7 @@ class Registry:
                                        Batcher(name, model, vocab, limits))
         if gpt2:
             self.models[gpt2] = Served(gpt2, "gpt2")
-        self._gpt2_lock = threading.Lock()
+        self._gpt2_lock, self._gpt2_slots = threading.Lock(), threading.Semaphore(GPT2_MAX_WAITING)
 
     def get(self, name: str) -> Served:
         if name not in self.models:
@@ -407,15 +416,21 @@ class Registry:
         """GPT-2, one sample at a time under one lock (it is far bigger than a character model)."""
         from . import gpt2
 
-        with self._gpt2_lock:
-            if served.model is None:
-                try:
-                    served.model, served.tokenizer = gpt2.load_pretrained(served.name)
-                except gpt2.PretrainedUnavailable as err:
-                    raise ServeError(503, str(err)) from None
-            return [gpt2.generate(served.model, served.tokenizer, req.prime, req.length, req.temperature,
-                                  req.top_k, req.top_p, None if req.seed is None else req.seed + i)
-                    for i in range(req.num_samples)]
+        if not self._gpt2_slots.acquire(blocking=False):  # a bounded wait, as for the character models
+            raise ServeError(429, f"{served.name} is busy: {GPT2_MAX_WAITING} requests already run or wait; "
+                                  "try again in a moment")
+        try:
+            with self._gpt2_lock:
+                if served.model is None:
+                    try:
+                        served.model, served.tokenizer = gpt2.load_pretrained(served.name)
+                    except gpt2.PretrainedUnavailable as err:
+                        raise ServeError(503, str(err)) from None
+                return [gpt2.generate(served.model, served.tokenizer, req.prime, req.length, req.temperature,
+                                      req.top_k, req.top_p, None if req.seed is None else req.seed + i)
+                        for i in range(req.num_samples)]
+        finally:
+            self._gpt2_slots.release()
 
     def close(self) -> None:
         for served in self.models.values():
@@ -539,12 +554,13 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue = asyncio.Queue()
 
-        def on_step(chars: list[str]) -> None:  # called on the worker thread
-            loop.call_soon_threadsafe(chunks.put_nowait, chars[0])
+        def put(item: str | None) -> None:  # called on the worker thread
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(chunks.put_nowait, item)
 
         start = time.monotonic()
-        _, job = submit(req, on_step)
-        job.future.add_done_callback(lambda _f: loop.call_soon_threadsafe(chunks.put_nowait, None))
+        _, job = submit(req, lambda chars: put(chars[0]))
+        job.future.add_done_callback(lambda _f: put(None))
 
         async def events():
             try:
