@@ -88,3 +88,9 @@ def test_temperature_slider_restreams_sample_and_chart(page, server):
     assert after["readout"] == "1.1" and not after["error"]
     assert after["text"] != before["text"], "the sample did not change with the temperature"
     assert after["chart"] != before["chart"], "the chart did not change with the temperature"
+
+    # A prime the model cannot read: the page says which characters, instead of a sample.
+    page.fill("#prime", "ROMEO Ж")
+    page.dispatch_event("#prime", "change")
+    page.wait_for_function("() => document.getElementById('error').textContent.includes(\"'Ж'\")", timeout=20_000)
+    assert page.evaluate(_PAGE_JS)["state"] == "error"

@@ -45,7 +45,7 @@ from .widgets import CHART_BARS, _model_pairs, next_char_bars
 
 try:
     import uvicorn
-    from fastapi import FastAPI, HTTPException, Query, Request
+    from fastapi import FastAPI, Query, Request
     from fastapi.responses import HTMLResponse, StreamingResponse
     from pydantic import BaseModel, Field, field_validator, model_validator
 except ImportError as err:  # the core package never imports this module
