@@ -27,9 +27,9 @@ $(BIN)/.core: pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# The test tools on top: pytest, nbval, JupyterLab, Playwright, transformers.
+# The test tools on top: pytest, nbval, JupyterLab, Playwright, transformers, and the serve extra.
 $(BIN)/.installed: $(BIN)/.core
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,serve]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -59,9 +59,10 @@ notebooks: $(BIN)/.installed
 check-notebooks: $(BIN)/.core
 	$(BIN)/python -m textlab.notebook notebooks/[0-9]*.ipynb
 
-benchmarks: $(BIN)/.core
+benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_sample.py
 	$(BIN)/python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

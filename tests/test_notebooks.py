@@ -16,8 +16,9 @@ def cells(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["cells"]
 
 
-def test_the_three_lessons_exist():
-    assert [p.name for p in NOTEBOOKS] == ["01_data.ipynb", "02_charlstm.ipynb", "03_gpt2_compare.ipynb"]
+def test_the_four_lessons_exist():
+    assert [p.name for p in NOTEBOOKS] == ["01_data.ipynb", "02_charlstm.ipynb", "03_gpt2_compare.ipynb",
+                                         "04_serve.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
