@@ -163,18 +163,13 @@ def test_illustration_and_transcriber_blocks_are_dropped_and_reported():
               "[Transcriber's Note: spelling kept as printed.]"]
     raw = GUTENBERG.format(start="*** START OF THE PROJECT GUTENBERG EBOOK TEST ***",
                            middle="".join(f"    {b}\n\n" for b in blocks))
-    text, report = clean_text(raw)
+    text, report = clean_text(raw, drop_illustrations=True)
     assert "Illustration" not in text and "Transcriber" not in text and "broken" not in text
     assert report.illustrations == 3
     assert report.illustration_chars == sum(len(b) + 4 for b in blocks)  # with their indentation
     assert "3 illustration/transcriber blocks" in report.summary()
-    kept, kept_report = clean_text(raw, drop_illustrations=False)
+    kept, kept_report = clean_text(raw)  # off by default
     assert "[Illustration]" in kept and kept_report.illustrations == 0
-
-
-def test_illustrations_are_kept_in_texts_that_are_not_from_gutenberg():
-    text, report = clean_text("Plain text. [Illustration: a figure] More text.\n")
-    assert "[Illustration: a figure]" in text and report.illustrations == 0
 
 
 def test_numeric_html_entities_are_decoded_and_reported():
@@ -190,6 +185,7 @@ def test_real_lermontov_has_no_entities_left(mirror_env):
 
 
 def test_real_pride_and_prejudice_loses_its_illustrations(mirror_env):
-    book = load_corpus("pride_and_prejudice")
+    assert "[Illustration" in load_corpus("pride_and_prejudice").text
+    book = load_corpus("pride_and_prejudice", drop_illustrations=True)
     assert "[Illustration" not in book.text and book.report.illustrations > 100
     assert "It is a truth universally acknowledged" in book.text

@@ -274,12 +274,13 @@ _ILLUSTRATION = re.compile(r"[ \t]*\[(?:Illustration\b|Transcriber['’]s [Nn]ot
 _NUMERIC_ENTITY = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9a-fA-F]{1,6});")
 
 
-def clean_text(raw: str, drop_illustrations: bool | None = None) -> tuple[str, CleanReport]:
+def clean_text(raw: str, drop_illustrations: bool = False) -> tuple[str, CleanReport]:
     """Strip a Project Gutenberg header/footer and the BOM, turn CRLF into LF, decode numeric HTML
     entities (``&#225;`` → ``á``), normalise to NFC.
 
-    ``drop_illustrations`` removes Gutenberg's ``[Illustration: …]`` and ``[Transcriber's Note: …]``
-    blocks; by default (None) it does so for Gutenberg texts only (those with START/END markers).
+    ``drop_illustrations=True`` also removes Gutenberg's ``[Illustration: …]`` (captions may run over
+    several lines) and ``[Transcriber's Note: …]`` blocks. It is off by default, so the course's
+    texts stay exactly as the notebooks' recorded outputs describe them.
     Texts without a Gutenberg header are kept whole. Returns the text and what was removed.
     """
     report = CleanReport()
@@ -300,7 +301,7 @@ def clean_text(raw: str, drop_illustrations: bool | None = None) -> tuple[str, C
             body_end = last.start()
         report.header, report.footer = text[:start.end()], text[body_end:]
         text = text[start.end():body_end].strip("\n") + "\n"
-    if drop_illustrations if drop_illustrations is not None else bool(start and end):
+    if drop_illustrations:
         blocks = _ILLUSTRATION.findall(text)
         report.illustrations, report.illustration_chars = len(blocks), sum(map(len, blocks))
         text = _ILLUSTRATION.sub("", text)
@@ -310,10 +311,10 @@ def clean_text(raw: str, drop_illustrations: bool | None = None) -> tuple[str, C
     return normal, report
 
 
-def load_corpus(name: str, strict: bool = False) -> Text:
-    """Download (once), verify and clean a registered corpus."""
+def load_corpus(name: str, strict: bool = False, drop_illustrations: bool = False) -> Text:
+    """Download (once), verify and clean a registered corpus (see ``clean_text``)."""
     raw = fetch(name, strict=strict).read_bytes().decode("utf-8")
-    text, report = clean_text(raw)
+    text, report = clean_text(raw, drop_illustrations)
     return Text(text, name, report)
 
 
