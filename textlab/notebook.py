@@ -98,15 +98,16 @@ def setup(seed: int = 0) -> torch.device:
     return device
 
 
-def upload_text(folder: str | os.PathLike = USER_DIR) -> str | None:
-    """In Colab: pick a text file on your computer; it is saved under ``folder``. Returns its path."""
+def upload_text(folder: str | os.PathLike | None = None) -> str | None:
+    """In Colab: pick a text file on your computer; it is saved under ``folder`` (default
+    ``data/user/``). Returns its path, or None if no file was picked."""
     from google.colab import files  # only exists in Colab
 
     uploaded = files.upload()
     if not uploaded:
         return None
     name, data = next(iter(uploaded.items()))
-    path = Path(folder) / Path(name).name
+    path = Path(folder or USER_DIR) / Path(name).name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return str(path)
