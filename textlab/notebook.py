@@ -77,7 +77,11 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def setup(seed: int = 0) -> torch.device:
-    """Print the versions and the device, seed everything, and return the device."""
+    """Print the versions and the device, seed everything, and return the device.
+
+    In Colab it also puts the package's folder in ``PYTHONPATH`` (for ``!python -m textlab``) and
+    warns if ipywidgets 8 was installed: Colab's front end speaks only ipywidgets 7.
+    """
     import ipywidgets
 
     if in_colab():
