@@ -27,7 +27,7 @@ from typing import NoReturn
 
 import pytest
 
-from browser_support import (CHROMIUM_ARGS, VIEWPORT, JupyterLab, copy_notebook, run_all_cells,
+from browser_support import (CHROMIUM_ARGS, LAB_CELLS, VIEWPORT, JupyterLab, copy_notebook, run_all_cells,
                              wait_for_kernel_idle, wait_until_executed)
 from conftest import SHARED_DATA
 from textlab.widgets import TEMPERATURE_RANGE
@@ -106,13 +106,17 @@ def page():
             browser.close()
 
 
+def empty_folder(path: Path) -> Path:
+    """The screenshot folder, emptied: what is in it after a run is that run's."""
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.png"):
+        old.unlink()
+    return path
+
+
 @pytest.fixture
 def artifacts() -> Path:
-    """The screenshot folder, emptied: what is in it after a run is that run's."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
-        old.unlink()
-    return ARTIFACTS
+    return empty_folder(ARTIFACTS)
 
 
 def _wait_for_header(page, prefix: str, timeout_s: float) -> dict[str, str]:
@@ -125,19 +129,20 @@ def _wait_for_header(page, prefix: str, timeout_s: float) -> dict[str, str]:
     return panel
 
 
-# `page` comes first: without a browser the test is skipped before a server starts.
-def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts):
-    page.goto(lab.url(NOTEBOOK.name))
-    wait_for_kernel_idle(page, OPEN_TIMEOUT)
-    page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
+def move_slider_and_check(page, handle_selector: str, artifacts: Path, run_all, cells=LAB_CELLS) -> None:
+    """Run all cells, press ArrowRight on the temperature slider's handle, check text and chart changed.
+
+    Shared by this test and the classic-Notebook one (``tests/test_colab.py``): only how to run
+    all cells, the slider's handle and the cells' selectors differ between front ends.
+    """
     try:
-        run_all_cells(page)
-        wait_until_executed(page, RUN_ALL_TIMEOUT)  # the cells after the panel too: the kernel is free
+        run_all()
+        wait_until_executed(page, RUN_ALL_TIMEOUT, cells)  # the cells after the panel too: the kernel is free
         page.locator(".textlab-sampler").scroll_into_view_if_needed()
         before = page.evaluate(_PANEL_JS)
         page.screenshot(path=artifacts / "1-after-run-all.png")
 
-        handle = page.locator(".textlab-temperature .noUi-handle")
+        handle = page.locator(f".textlab-temperature {handle_selector}")
         handle.focus()
         for _ in range(KEY_PRESSES):
             # Each press is a finished move (noUiSlider's "change" event): even with
@@ -159,3 +164,11 @@ def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts):
         f"after {RESAMPLE_TIMEOUT:.0f} s: the slider does not reach the sampler")
     assert after["text"] != before["text"], "a new temperature drew the very same text"
     assert after["chart"] != before["chart"], "the next-character chart did not change with temperature"
+
+
+# `page` comes first: without a browser the test is skipped before a server starts.
+def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts):
+    page.goto(lab.url(NOTEBOOK.name))
+    wait_for_kernel_idle(page, OPEN_TIMEOUT)
+    page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
+    move_slider_and_check(page, ".noUi-handle", artifacts, run_all=lambda: run_all_cells(page))
