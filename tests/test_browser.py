@@ -166,9 +166,48 @@ def move_slider_and_check(page, handle_selector: str, artifacts: Path, run_all, 
     assert after["chart"] != before["chart"], "the next-character chart did not change with temperature"
 
 
+# Arms a timer: from the next key press until the panel shows a sample headed `prefix` and a new chart.
+_ARM_ROUND_TRIP_JS = """(prefix) => {
+    const panel = document.querySelector('.textlab-sampler');
+    const chart = () => panel.querySelector('.textlab-chart').innerText;
+    const header = () => panel.querySelector('.textlab-sample .widget-html-content > div').innerText.trim();
+    const oldChart = chart();
+    document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
+    window.__roundTrip = new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+            if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
+                observer.disconnect();
+                resolve(performance.now() - window.__pressed);
+            }
+        });
+        observer.observe(panel, {subtree: true, childList: true, characterData: true});
+    });
+}"""
+ROUND_TRIPS = 5  # single key presses timed after the test proper
+
+
+def slider_round_trips(page, handle_selector: str) -> list[float]:
+    """Milliseconds from a key press on the temperature slider until the new sample and chart are drawn."""
+    handle = page.locator(f".textlab-temperature {handle_selector}")
+    times = []
+    for i in range(ROUND_TRIPS):
+        key, step = ("ArrowLeft", -1) if i % 2 else ("ArrowRight", 1)
+        readout = float(page.evaluate(_PANEL_JS)["readout"])
+        target = round(readout + step * TEMPERATURE_RANGE[2], 1)
+        page.evaluate(_ARM_ROUND_TRIP_JS, f"T={target:g},")
+        handle.press(key)
+        times.append(page.evaluate("() => window.__roundTrip"))
+    return times
+
+
 # `page` comes first: without a browser the test is skipped before a server starts.
-def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts):
+def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts, capsys):
     page.goto(lab.url(NOTEBOOK.name))
     wait_for_kernel_idle(page, OPEN_TIMEOUT)
     page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
     move_slider_and_check(page, ".noUi-handle", artifacts, run_all=lambda: run_all_cells(page))
+    times = sorted(slider_round_trips(page, ".noUi-handle"))
+    with capsys.disabled():  # a measurement, not a pass/fail: speed is judged by benchmarks
+        print(f"\nslider round trip in JupyterLab (key press → new 300-character sample and chart drawn), "
+              f"QUICK-mode model, {ROUND_TRIPS} presses: median {times[len(times) // 2]:.0f} ms, "
+              f"min {times[0]:.0f}, max {times[-1]:.0f}")
