@@ -16,7 +16,7 @@ from textlab import (CharLSTM, CharVocab, MiniGPT, TrainConfig, evaluate, load_c
                      train, unigram_bpc)
 from textlab.batches import score_windows
 from textlab.corpora import hold_out
-from textlab.training import PrintSamples, lr_at, nll, parameter_groups
+from textlab.training import PrintSamples, describe_context, lr_at, nll, parameter_groups
 
 TINY = TrainConfig(batch_size=4, seq_len=16, lr=1e-2, warmup=0.1, steps=20, minutes=None, eval_every=10,
                    progress=False, device="cpu")
@@ -115,6 +115,11 @@ def test_sliding_windows_equal_one_full_pass_when_the_block_covers_the_text(data
     # nanoGPT's protocol: cold windows of 64, each read from scratch.
     assert evaluate(model, ids, context=0, stride=64) == pytest.approx(
         F.cross_entropy(cold, ids[1:]).item() / math.log(2), rel=1e-5)
+
+
+def test_each_model_is_described_by_how_it_is_read():
+    assert describe_context(CharLSTM(10)) == "state carried: 1024-char chunks, each after 256 of warm-up"
+    assert describe_context(MiniGPT(10, 32, 2, 2, block_size=64)) == "sliding window of 64: every char sees ≥ 32"
 
 
 def test_evaluate_restores_training_mode_and_rejects_tiny_input(data):

@@ -62,6 +62,14 @@ def default_context(model: nn.Module) -> tuple[int, int]:
     return block // 2, block - block // 2
 
 
+def describe_context(model: nn.Module) -> str:
+    """How ``evaluate`` reads ``model`` by default, in words, for a results table."""
+    context, stride = default_context(model)
+    if model.stateful:
+        return f"state carried: {stride}-char chunks, each after {context} of warm-up"
+    return f"sliding window of {context + stride}: every char sees ≥ {context}"
+
+
 @torch.inference_mode()
 def nll(model: nn.Module, ids: torch.Tensor, context: int | None = None, stride: int | None = None,
         batch_size: int = 32) -> tuple[float, int]:
