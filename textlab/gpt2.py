@@ -19,6 +19,7 @@ textlab works as before.
 
 from __future__ import annotations
 
+import base64
 import functools
 import math
 import os
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .batches import make_batches
+from .corpora import fetch, get_corpus, load_corpus, registry
 from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
 from .models import count_parameters
 from .sampling import check_params, probabilities
@@ -135,11 +137,123 @@ def load_pretrained(name_or_path: str | os.PathLike = "distilgpt2", device: str 
         raise PretrainedUnavailable(f"could not load the pretrained model {source!r}: {first_line}") from None
 
 
+# ---------------------------------------------------------------------------- the tokenizer, offline too
+
+GPT2_TOKENIZER = "gpt2_tokenizer"  # its entry in data/corpora.json: fetched like a corpus
+END_OF_TEXT = "<|endoftext|>"      # id 50256, the one token not in the ranks file
+# GPT-2's pre-tokenizer: text is first cut into words, numbers, punctuation runs and spaces,
+# and BPE merges bytes only inside each piece (tiktoken's r50k pattern).
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+
+
+def bpe_ranks(path: str | os.PathLike | None = None) -> dict[bytes, int]:
+    """GPT-2's vocabulary as ``{token bytes: id}``; the id is also the merge's rank (lower = merged first).
+
+    Read from a tiktoken file (one ``base64(bytes) id`` per line); by default the course's copy,
+    fetched like a corpus: downloaded once, sha256 checked, cached, or taken from ``TEXTLAB_MIRROR``.
+    """
+    if path is None:
+        path = fetch(GPT2_TOKENIZER, strict=True)  # a tokenizer file is either exact or wrong
+    ranks = {}
+    for line in Path(path).read_bytes().splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def _merge(parts: list[bytes], ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
+    """Byte-pair encoding: merge the adjacent pair of lowest rank until none is left (below ``max_rank``)."""
+    while True:
+        pairs = [(ranks.get(a + b), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+        pairs = [(r, i) for r, i in pairs if r is not None and (max_rank is None or r < max_rank)]
+        if not pairs:
+            return parts
+        _, i = min(pairs)
+        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
+
+
+def tokenizer_from_ranks(ranks: dict[bytes, int] | None = None, backend: str = "transformers"):
+    """GPT-2's tokenizer built from its ranks file, without the hub.
+
+    ``backend="transformers"`` builds a ``GPT2TokenizerFast``, the same kind of object as
+    ``AutoTokenizer.from_pretrained("gpt2")``: each token of two or more bytes is the merge of
+    the two pieces that BPE, using only the merges ranked before it, cuts it into; that list of
+    merges is GPT-2's ``merges.txt``. ``backend="tiktoken"`` hands the ranks to ``tiktoken``.
+    """
+    ranks = bpe_ranks() if ranks is None else ranks
+    eot = len(ranks)  # 50256
+    if backend == "tiktoken":
+        try:
+            import tiktoken
+        except ImportError:
+            raise PretrainedUnavailable("backend='tiktoken' needs tiktoken: pip install tiktoken") from None
+        return tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                                 special_tokens={END_OF_TEXT: eot})
+    if backend != "transformers":
+        raise ValueError(f"backend must be 'transformers' or 'tiktoken', not {backend!r}")
+    transformers = _transformers()
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_char = bytes_to_unicode()  # byte-level BPE writes each byte as a printable character
+    spell = lambda token: "".join(byte_char[b] for b in token)  # noqa: E731
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) > 1:
+            left, right = _merge([bytes([b]) for b in token], ranks, max_rank=rank)
+            merges.append((spell(left), spell(right)))
+    bpe = Tokenizer(models.BPE({spell(t): r for t, r in ranks.items()}, merges))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's own pattern inside
+    bpe.decoder = decoders.ByteLevel()
+    tokenizer = transformers.GPT2TokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT,
+                                               eos_token=END_OF_TEXT, unk_token=END_OF_TEXT)
+    tokenizer.model_max_length = 1024
+    assert tokenizer.convert_tokens_to_ids(END_OF_TEXT) == eot
+    return tokenizer
+
+
+def load_tokenizer(name: str = "gpt2", cache_dir: str | os.PathLike | None = None):
+    """GPT-2's tokenizer: from the hub (or its local cache) when possible, else built from the ranks file.
+
+    Online this is ``AutoTokenizer.from_pretrained(name)``. Offline, GPT-2 and distilgpt2 (they
+    share one tokenizer) are rebuilt from ``gpt2.tiktoken`` (``tokenizer_from_ranks``): the same
+    ids, with transformers if it is installed, else with tiktoken.
+    """
+    try:
+        transformers = _transformers()
+    except PretrainedUnavailable:
+        return tokenizer_from_ranks(backend="tiktoken")
+    kwargs = {"cache_dir": cache_dir}
+    try:
+        return transformers.AutoTokenizer.from_pretrained(name, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass
+    if hub_available():
+        try:
+            return transformers.AutoTokenizer.from_pretrained(name, **kwargs)
+        except (OSError, ValueError):
+            pass
+    if name not in ("gpt2", "distilgpt2"):
+        raise PretrainedUnavailable(f"the tokenizer of {name!r} is not on this machine and the hub cannot be "
+                                    "reached; offline only GPT-2's (name='gpt2') can be rebuilt")
+    return tokenizer_from_ranks()
+
+
 # ---------------------------------------------------------------------------- tokens
 
 def encode(tokenizer, text: str) -> list[int]:
     """Token ids of ``text``, without special tokens (and without the "too long" warning)."""
+    if hasattr(tokenizer, "encode_ordinary"):  # a tiktoken Encoding
+        return tokenizer.encode_ordinary(text)
     return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def decode(tokenizer, ids: list[int]) -> str:
+    """The text of token ids; bytes that do not complete a character become "�"."""
+    if hasattr(tokenizer, "encode_ordinary"):
+        return tokenizer.decode(ids, errors="replace")
+    return tokenizer.decode(ids, clean_up_tokenization_spaces=False)
 
 
 def chars_per_token(tokenizer, text: str) -> float:
@@ -156,7 +270,35 @@ def chars_per_token(tokenizer, text: str) -> float:
 
 def token_pieces(tokenizer, text: str) -> list[str]:
     """How the tokenizer cuts ``text``: each token decoded alone ("�" marks part of a letter)."""
-    return [tokenizer.decode([i], clean_up_tokenization_spaces=False) for i in encode(tokenizer, text)]
+    return [decode(tokenizer, [i]) for i in encode(tokenizer, text)]
+
+
+def chars_per_token_table(tokenizer, names: list[str] | None = None) -> dict[str, dict]:
+    """For each course corpus: its characters, distinct characters, GPT-2 tokens and characters per token.
+
+    The trade of a tokenizer in one table: a vocabulary of ~100 characters makes sequences as
+    long as the text; GPT-2's 50 257 tokens make English ~4× shorter, Russian hardly shorter at all.
+    Show it with ``textlab.plots.show_table``.
+    """
+    rows = {}
+    for name in names or list(registry()):
+        text = load_corpus(name).text
+        tokens = len(encode(tokenizer, text))
+        rows[name] = {"language": get_corpus(name).language, "characters": len(text),
+                      "distinct chars": len(set(text)), "GPT-2 tokens": tokens, "chars/token": len(text) / tokens}
+    return rows
+
+
+def perplexity_to_bpc(perplexity: float, units: int, chars: int) -> float:
+    """Bits per character from a perplexity per token (or per word) over a text.
+
+    Perplexity is 2^(bits per unit), so the text costs ``units × log2(perplexity)`` bits in all,
+    and each of its ``chars`` characters ``units / chars × log2(perplexity)``: a token perplexity
+    of 20 at 4 characters per token is log2(20) / 4 ≈ 1.08 bits per character.
+    """
+    if perplexity < 1 or units < 1 or chars < 1:
+        raise ValueError(f"need perplexity ≥ 1 and positive counts, got {perplexity}, {units}, {chars}")
+    return units * math.log2(perplexity) / chars
 
 
 def _start_token(tokenizer) -> int:
