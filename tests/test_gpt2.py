@@ -118,6 +118,30 @@ def test_generate_is_reproducible_and_exactly_as_long_as_asked(tiny):
         generate(model, tokenizer, "The", 10, temperature=-1)
 
 
+class WritesCyrillic(torch.nn.Module):
+    """The tiny GPT-2, its logits steered to write "я" for ever: byte D1, then byte 8F, then D1 …"""
+
+    def __init__(self, model, tokenizer):
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.first, self.second = gpt2.encode(tokenizer, "я")  # one letter, two byte-level tokens
+
+    def forward(self, input_ids, **kwargs):
+        out = self.model(input_ids, **kwargs)
+        after = torch.where(input_ids == self.first, self.second, self.first)  # (B, T)
+        out.logits = out.logits + 100 * F.one_hot(after, out.logits.shape[-1])
+        return out
+
+
+def test_generation_never_ends_inside_a_character(tiny):
+    model, tokenizer = tiny
+    writer = WritesCyrillic(model, tokenizer)
+    assert gpt2.decode(tokenizer, [writer.first]) == "\N{REPLACEMENT CHARACTER}"  # half a letter
+    for length in (1, 2, 3, 7):
+        assert generate(writer, tokenizer, "A", length, temperature=0) == "A" + "я" * length
+    assert generate(writer, tokenizer, "A", 40, seed=0) == "A" + "я" * 40  # sampling too (p ≈ 1)
+
+
 def test_greedy_generation_with_the_cache_equals_rereading(tiny):
     model, tokenizer = tiny
     prime, length = "The dog", 200

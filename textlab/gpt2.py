@@ -362,7 +362,10 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
 
     Tokens are drawn one at a time with the same ``probabilities`` (temperature 0 = greedy,
     then top-k, then top-p) as the character models, using the model's key/value cache, until
-    the continuation holds ``length`` characters; it is then cut to exactly that many.
+    the continuation holds ``length`` whole characters; it is then cut to exactly that many.
+    GPT-2's tokens are bytes, and a Cyrillic letter is two of them: a letter whose last byte is
+    not yet written ("�" at the end) does not count, so the text never ends inside a character.
+    A model that writes broken UTF-8 may end shorter: at most 4 tokens are drawn per character.
     """
     check_params(temperature, top_k, top_p, length)
     device = next(model.parameters()).device
@@ -383,7 +386,7 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
         token = torch.multinomial(probs, 1, generator=generator)           # (1, 1)
         ids.append(int(token))
         new.append(int(token))
-        text = tokenizer.decode(new, clean_up_tokenization_spaces=False)
+        text = decode(tokenizer, new).removesuffix("\N{REPLACEMENT CHARACTER}")  # whole characters only
         if len(ids) > context:  # the context is full: re-read its last ``context`` tokens afresh
             x, past = torch.tensor([ids[-context:]], device=device), None
         else:
