@@ -1,0 +1,99 @@
+"""Tune MiniGPT for a CPU budget: short screening runs, then the best at full length beside nanoGPT's recipe.
+
+Stage 1 trains each candidate (learning rate, width × depth at about the LSTM's size, block,
+batch) for ``--screen-seconds``. Stage 2 trains the ``--finalists`` best of them, and nanoGPT's
+README CPU recipe, for ``--seconds`` each, in the same run. Every model is scored on the whole
+validation split (the last 10%) under both protocols: a sliding window (context half a block,
+``textlab.evaluate``'s default for MiniGPT) and nanoGPT's cold 64-character windows. The kept
+weights are chosen on the dev text, never on val. Screening ranks by sliding-window bpc.
+
+    nice -n 5 python benchmarks/sweep_minigpt.py --corpus tiny_shakespeare --seconds 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from common import append_results, table
+
+import textlab
+from textlab.config import ModelConfig, TrainConfig
+
+GPT = ModelConfig(kind="gpt", embed_dim=128, hidden_size=128, num_layers=4, n_head=4, block_size=64, dropout=0.0)
+RANDOM = TrainConfig(batching="random", seq_len=64, batch_size=12, lr=1e-3, min_lr_ratio=0.1, weight_decay=0.1)
+
+# nanoGPT's README CPU run: 4 layers, 4 heads, width 128, block 64, batch 12, lr 1e-3 cosine to
+# 1e-4 with 100 warm-up iterations of 2000 (5%), weight decay 0.1, no dropout.
+NANOGPT_RECIPE = (GPT, replace(RANDOM, warmup=0.05))
+
+
+def candidate(width: int, layers: int, block: int, batch: int, lr: float) -> tuple[ModelConfig, TrainConfig]:
+    return (replace(GPT, embed_dim=width, hidden_size=width, num_layers=layers, block_size=block),
+            replace(RANDOM, seq_len=block, batch_size=batch, lr=lr, weight_decay=0.01))
+
+
+# Width × depth at about the LSTM's 0.7-0.8 M parameters; what differs is how many steps a CPU
+# gets through in the budget (batch, block) and how fast each step learns (lr).
+CANDIDATES = {
+    "4×128 b64 B12 lr3e-3": candidate(128, 4, 64, 12, 3e-3),
+    "4×128 b64 B16 lr5e-3": candidate(128, 4, 64, 16, 5e-3),
+    "4×128 b64 B32 lr3e-3": candidate(128, 4, 64, 32, 3e-3),
+    "4×128 b128 B8 lr3e-3": candidate(128, 4, 128, 8, 3e-3),
+    "2×176 b64 B16 lr3e-3": candidate(176, 2, 64, 16, 3e-3),
+    "6×104 b64 B12 lr3e-3": candidate(104, 6, 64, 12, 3e-3),
+}
+
+
+def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float) -> dict:
+    """Train for ``seconds`` of wall time; score the kept weights under both protocols."""
+    train_cfg = replace(train_cfg, minutes=seconds / 60, steps=None, eval_every=10**9, progress=False,
+                        device="cpu")  # evaluations at the start and the end only: the budget trains
+    done = textlab.training.train_on_text(text, model_cfg, train_cfg)
+    val_ids = done.vocab.encode(done.split.val)
+    cold = textlab.evaluate(done.model, val_ids, context=0, stride=64)  # nanoGPT's protocol
+    r = done.result
+    row = {"name": name, "params": textlab.count_parameters(done.model), "steps": r.steps,
+           "chars/s": r.history[-1]["chars_seen"] / r.seconds, "seconds": r.seconds,
+           "sliding": r.val_bpc, "cold": cold, "model": model_cfg, "train": train_cfg}
+    print(f"{name}: {r.steps} steps, {row['chars/s']:,.0f} chars/s, sliding {r.val_bpc:.3f}, cold {cold:.3f} bpc",
+          file=sys.stderr, flush=True)
+    return row
+
+
+def rows_of(results: list[dict]) -> list[list]:
+    return [[r["name"], f"{r['params']:,}", r["steps"], f"{r['chars/s']:,.0f}", f"{r['seconds']:.0f}",
+             f"{r['sliding']:.3f}", f"{r['cold']:.3f}"] for r in results]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="tiny_shakespeare")
+    parser.add_argument("--seconds", type=float, default=200, help="stage 2: each finalist and nanoGPT's recipe")
+    parser.add_argument("--screen-seconds", type=float, default=45, help="stage 1: each candidate")
+    parser.add_argument("--finalists", type=int, default=1)
+    args = parser.parse_args()
+
+    text = textlab.load_corpus(args.corpus).text
+    screened = sorted((run(name, text, *cfgs, args.screen_seconds) for name, cfgs in CANDIDATES.items()),
+                      key=lambda r: r["sliding"])
+    final = [run(r["name"], text, r["model"], r["train"], args.seconds) for r in screened[:args.finalists]]
+    final.append(run("nanoGPT README CPU recipe", text, *NANOGPT_RECIPE, args.seconds))
+
+    headers = ["run", "params", "steps", "chars/s", "wall s", "val bpc, sliding (context block/2)",
+               "val bpc, cold 64-char windows"]
+    best = final[0]
+    body = (f"Stage 1, {args.screen_seconds:.0f} s each:\n\n{table(headers, rows_of(screened))}\n\n"
+            f"Stage 2, {args.seconds:.0f} s each:\n\n{table(headers, rows_of(final))}\n\n"
+            f"best: {best['model']}\n\n{replace(best['train'], minutes=args.seconds / 60)}")
+    print(body)
+    append_results(f"sweep_minigpt {args.corpus}", " ".join(["python"] + sys.argv), body)
+    recipe = final[-1]
+    print(f"tuned_sliding={best['sliding']:.3f} tuned_cold={best['cold']:.3f} "
+          f"nanogpt_recipe_sliding={recipe['sliding']:.3f} nanogpt_recipe_cold={recipe['cold']:.3f} "
+          f"seconds={args.seconds:.0f}")
+
+
+if __name__ == "__main__":
+    main()
