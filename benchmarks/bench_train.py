@@ -22,7 +22,7 @@ from textlab.config import ModelConfig, TrainConfig, default_configs
 # The seed notebooks' recipe, expressed in textlab's configs (same trainer and evaluation).
 BASELINE = (ModelConfig(embed_dim=64, hidden_size=256, num_layers=2),
             TrainConfig(batching="random", seq_len=100, batch_size=64, lr=2e-3, min_lr_ratio=1.0,
-                        warmup_steps=0, weight_decay=0.0))
+                        warmup=0.0, weight_decay=0.0))
 
 
 def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float) -> dict:
@@ -33,7 +33,7 @@ def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, se
     print(f"{name}: {curve}", file=sys.stderr)
     return {"name": name, "params": textlab.count_parameters(run.model), "steps": r.steps,
             "chars": r.history[-1]["chars_seen"], "seconds": r.seconds,
-            "val_loss": r.best_val_bpc * math.log(2), "val_bpc": r.best_val_bpc}
+            "val_loss": r.val_bpc * math.log(2), "val_bpc": r.val_bpc}
 
 
 def main() -> None:

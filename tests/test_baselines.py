@@ -10,6 +10,7 @@ import pytest
 
 from textlab import TextlabError, unigram_bpc
 from textlab.baselines import CharNGram, choose_order
+from textlab.corpora import hold_out
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +56,15 @@ def test_order_one_is_the_unigram_model(shakespeare_split):
 
 def test_longer_contexts_beat_counting_characters(shakespeare_split):
     train, val = shakespeare_split
-    best, table = choose_order(train, val, orders=range(1, 7))
+    fit, dev = hold_out(train, 0.03)
+    best, table = choose_order(fit, dev, orders=range(1, 7))
     assert [row["order"] for row in table] == [1, 2, 3, 4, 5, 6]
-    scores = {row["order"]: row["val_bpc"] for row in table}
+    scores = {row["order"]: row["dev_bpc"] for row in table}
     assert best >= 4 and scores[best] == min(scores.values())
     assert scores[best] < unigram_bpc(train, val) - 2.0  # ≈ 4.8 → ≈ 2.4 bpc on Shakespeare
     assert all(scores[n + 1] < scores[n] for n in range(1, 4))
-    assert table[-1]["train_bpc"] < table[-1]["val_bpc"]  # the counts remember their own text
-    assert table[-1]["ngrams"] > table[0]["ngrams"] == len(set(train))
+    assert table[-1]["fit_bpc"] < table[-1]["dev_bpc"]  # the counts remember their own text
+    assert table[-1]["ngrams"] > table[0]["ngrams"] == len(set(fit))
 
 
 def test_counting_a_million_characters_is_quick(shakespeare):
@@ -89,3 +91,10 @@ def test_sample_is_reproducible_and_greedy_follows_the_counts():
     a, b = model.sample("the", 40, seed=1), model.sample("the", 40, seed=1)
     assert a == b and a.startswith("the") and len(a) == 43
     assert model.sample("the c", 10, temperature=0) == "the cat sat on "
+
+
+def test_unigram_bpc_is_in_bits():
+    assert unigram_bpc("abcd") == pytest.approx(2.0)  # four equally likely characters: two bits each
+    assert unigram_bpc("aaaa") == 0.0
+    # Cross-entropy with add-one smoothing: counts a=2, b=1 plus one each over the alphabet {a, b, c}.
+    assert unigram_bpc("aab", "ac") == pytest.approx(-(math.log2(3 / 6) + math.log2(1 / 6)) / 2)

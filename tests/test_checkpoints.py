@@ -75,6 +75,23 @@ def test_failed_save_keeps_the_old_file(saved, monkeypatch):
 
 # ---------------------------------------------------------------------------- files that are not checkpoints
 
+class RunsCodeWhenUnpickled:
+    """A pickle payload that would run a command on load: what a malicious .pt file can hold."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['TEXTLAB_TEST_MARKER']}",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "code-ran"
+    monkeypatch.setenv("TEXTLAB_TEST_MARKER", str(marker))
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "textlab-checkpoint", "payload": RunsCodeWhenUnpickled()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists(), "unpickling ran the file's code: load with weights_only=True"
+
+
 def test_corrupt_file(tmp_path):
     path = tmp_path / "corrupt.pt"
     path.write_bytes(os.urandom(4096))

@@ -68,7 +68,7 @@ def test_train_prints_val_bpc_last_and_writes_model_and_plot(trained_run):
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     loaded = load_checkpoint(out / "model.pt")
     assert loaded.model.config.hidden_size == 32
-    assert [r["step"] for r in loaded.history] == [15, 30]
+    assert [r["step"] for r in loaded.history] == [0, 15, 30]
     assert float(lines[-1].split("=")[1]) < 6.1  # log2(65) ≈ 6.02: it must be no worse than guessing
     assert sorted(p.name for p in out.iterdir()) == ["loss.png", "model.pt"]
 

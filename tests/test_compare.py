@@ -44,14 +44,19 @@ def test_show_columns_puts_texts_side_by_side_and_wraps():
     assert len(out) == 5  # the taller column sets the height; the shorter one is padded
 
 
-def test_plot_histories_draws_val_and_train_per_model_and_the_baseline():
-    history = [{"chars_seen": 100, "seconds": 1.0, "train_bpc": 3.0, "val_bpc": 3.2},
-               {"chars_seen": 200, "seconds": 2.0, "train_bpc": 2.5, "val_bpc": 2.7}]
+def test_plot_histories_draws_val_train_the_kept_point_and_the_baseline():
+    history = [{"chars_seen": 0, "seconds": 0.0, "train_bpc": None, "dev_bpc": 6.0, "val_bpc": 6.1},
+               {"chars_seen": 1_000_000, "seconds": 60.0, "train_bpc": 3.0, "dev_bpc": 2.9, "val_bpc": 3.2},
+               {"chars_seen": 2_000_000, "seconds": 120.0, "train_bpc": 2.5, "dev_bpc": 3.0, "val_bpc": 2.7}]
     ax = plots.plot_histories({"A": history, "B": history}, baseline_bpc=4.5, x="seconds")
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["A val", "A train", "B val", "B train", "unigram 4.50"]
-    assert list(ax.get_lines()[0].get_xdata()) == [1.0, 2.0]
-    assert ax.get_xlabel() == "seconds of training"
+    assert labels == ["A validation", "A training", "A kept: 3.200", "B validation", "B training", "B kept: 3.200",
+                      "unigram 4.50"]  # kept: the best on dev (step 1), not the best on validation
+    assert list(ax.get_lines()[0].get_xdata()) == [0.0, 1.0, 2.0]  # minutes
+    assert list(ax.get_lines()[1].get_xdata()) == [1.0, 2.0]  # no training loss before the first step
+    assert ax.get_xlabel() == "minutes of training"
+    ax = plots.plot_history(history)
+    assert list(ax.get_lines()[0].get_xdata()) == [0.0, 1.0, 2.0] and ax.get_xlabel() == "millions of characters read"
     plt.close("all")
 
 

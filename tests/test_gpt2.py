@@ -159,8 +159,8 @@ def test_fine_tuning_lowers_the_bits_per_character(tiny):
     model, tokenizer = tiny
     train_text, val_text = ENGLISH, ENGLISH[:1500]
     before = bpc(model, tokenizer, val_text)
-    history = fine_tune(model, tokenizer, train_text, val_text, steps=30, lr=1e-2, warmup_steps=3,
-                        batch_size=8, seq_len=32, eval_every=10, eval_chars=1500, device="cpu", progress=False)
+    history = fine_tune(model, tokenizer, train_text, val_text, steps=30, lr=1e-2, warmup=0.1,
+                        batch_size=8, seq_len=32, eval_every=10, device="cpu", progress=False)
     assert [row["step"] for row in history] == [0, 10, 20, 30]
     assert history[0]["val_bpc"] == pytest.approx(before)
     assert set(history[-1]) == {"step", "seconds", "tokens_seen", "lr", "train_bpc", "val_bpc"}
@@ -180,7 +180,7 @@ def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=500, device="cpu")
     assert time.perf_counter() - start < 1  # refused before any work
     history = fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=2, batch_size=2, seq_len=16, eval_every=2,
-                        eval_chars=200, device="cpu", progress=False)  # a taste is allowed
+                        device="cpu", progress=False)  # a taste is allowed
     assert history[-1]["step"] == 2
     with pytest.raises(TypeError, match="unknown training option"):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, epochs=3)

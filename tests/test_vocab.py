@@ -68,6 +68,9 @@ def test_unknown_characters_are_named():
 def test_unknown_characters_can_be_mapped():
     vocab = CharVocab.from_text("abc ")
     assert vocab.decode(vocab.encode("a?b!", unknown=" ")) == "a b "
+    # A replacement that is not id 0: the unknown characters get the replacement's own id.
+    assert vocab.index["c"] != 0
+    assert vocab.encode("a?b!", unknown="c").tolist() == [vocab.index[ch] for ch in "acbc"]
     with pytest.raises(TextlabError, match="itself not in the vocabulary"):
         vocab.encode("a?", unknown="#")
 

@@ -33,10 +33,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import TextlabError
-from .models import CharLSTM, MiniGPT
+from .batches import score_windows
+from .models import CharLSTM, MiniGPT, evaluating
 from .plots import show_char
 from .sampling import generate_ids, probabilities
-from .training import LN2
+from .training import LN2, default_context
 from .vocab import CharVocab
 
 TEMPERATURES = tuple(round(0.2 * k, 1) for k in range(1, 11))  # 0.2, 0.4, …, 2.0
@@ -56,24 +57,16 @@ def next_char_logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     """Logits (B, N, V) for ids (B, N): ``logits[:, i]`` scores the character after ``ids[:, :i+1]``.
 
     An LSTM reads the whole text in one pass, every character with all of its context.
-    MiniGPT sees at most ``block_size`` characters, so a longer text is read in windows of
-    ``block_size`` that advance by half a block; the first window keeps all its positions, each
-    later one only its last half. Every character past the first block is thus predicted
-    from between half a block and a full block of context.
+    MiniGPT sees at most ``block_size`` characters, so a longer text is read in the sliding
+    windows that ``evaluate`` uses (``training.default_context``): every character past the
+    first block is predicted from at least half a block of context.
     """
-    model.eval()
-    if model.stateful:
-        return model(ids)[0].float()
-    n, block = ids.shape[1], model.config.block_size
-    stride = max(1, block // 2)
-    chunks, done = [], 0
-    while done < n:
-        end = min(done + stride, n) if done else min(block, n)
-        start = max(0, end - block)
-        logits, _ = model(ids[:, start:end])           # (B, end - start, V)
-        chunks.append(logits[:, done - start:].float())  # the positions not scored yet
-        done = end
-    return torch.cat(chunks, 1)
+    with evaluating(model):
+        if model.stateful:
+            return model(ids)[0].float()
+        context, stride = default_context(model)
+        return torch.cat([model(ids[:, start:end])[0][:, first - start:].float()  # the positions not scored yet
+                          for start, end, first in score_windows(ids.shape[1], context, stride)], 1)
 
 
 def surprisal(model: nn.Module, vocab: CharVocab, text: str, prime: str = "\n") -> torch.Tensor:
@@ -172,9 +165,8 @@ def lstm_activations(model: nn.Module, vocab: CharVocab, text: str, layer: int |
         raise ValueError(f"layer must be in 0..{layers - 1} (the model has {layers}), or None for all")
     if not text:
         raise ValueError("text is empty: give the text to read")
-    model.eval()
     ids = vocab.encode(text).to(next(model.parameters()).device)
-    step, state, values = model.stepper(), None, []
+    step, state, values = model.stepper(), None, []  # the stepper reads the weights: no dropout in it
     for i in range(len(ids)):
         _, state = step(ids[i:i + 1], state)               # state = (h, c), each (layers, 1, H)
         values.append(state[0 if kind == "hidden" else 1][:, 0])  # (layers, H)
@@ -415,13 +407,11 @@ def attention_input(model: MiniGPT, vocab: CharVocab, text: str, layer: int = 0)
     ids = vocab.encode(text)[-model.config.block_size:]
     seen = []
     hook = model.blocks[layer].attn.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
-    was_training = model.training
     try:
-        model.eval()
-        model(ids[None].to(next(model.parameters()).device))
+        with evaluating(model):
+            model(ids[None].to(next(model.parameters()).device))
     finally:
         hook.remove()
-        model.train(was_training)
     return seen[0][0]
 
 

@@ -193,28 +193,30 @@ class CharNGram:
         return text
 
 
-def choose_order(train: str, val: str, orders: Iterable[int] = range(1, 9),
+def choose_order(fit: str, dev: str, orders: Iterable[int] = range(1, 9),
                  chars: Iterable[str] = "") -> tuple[int, list[dict]]:
-    """The n-gram order with the lowest bits per character on ``val``, and the table of all tried.
+    """The n-gram order with the lowest bits per character on ``dev``, and the table of all tried.
 
-    Each row: ``order``, ``val_bpc``, ``train_bpc`` (on the first ``len(val)`` characters of
-    ``train``: low values there and high ones on val mean memorising), ``ngrams`` (the model's
-    size) and ``seconds``. The n-grams are counted once, for the highest order.
+    Counted on ``fit``, chosen on ``dev`` (``corpora.hold_out`` cuts both from the training text),
+    so the validation text stays unseen. Each row: ``order``, ``dev_bpc``, ``fit_bpc`` (on the
+    first ``len(dev)`` characters of ``fit``: low values there and high ones on dev mean
+    memorising), ``ngrams`` (the model's size) and ``seconds``. The n-grams are counted once,
+    for the highest order.
     """
     orders = sorted(set(orders))
     if not orders or orders[0] < 1:
         raise ValueError(f"orders must be integers ≥ 1, got {orders}")
-    alphabet = sorted(set(train) | set(val) | set(chars))
-    _check_order(orders[-1], len(alphabet), len(train))
-    counted = count_ngrams(_encode(train, alphabet), len(alphabet), orders[-1])
-    train_slice = train[:len(val)]
+    alphabet = sorted(set(fit) | set(dev) | set(chars))
+    _check_order(orders[-1], len(alphabet), len(fit))
+    counted = count_ngrams(_encode(fit, alphabet), len(alphabet), orders[-1])
+    fit_slice = fit[:len(dev)]
     table = []
     for order in orders:
         start = time.perf_counter()
         model = CharNGram(alphabet, counted[:order])
-        table.append({"order": order, "val_bpc": model.bpc(val), "train_bpc": model.bpc(train_slice),
+        table.append({"order": order, "dev_bpc": model.bpc(dev), "fit_bpc": model.bpc(fit_slice),
                       "ngrams": model.size(), "seconds": round(time.perf_counter() - start, 2)})
-    best = min(table, key=lambda row: row["val_bpc"])
+    best = min(table, key=lambda row: row["dev_bpc"])
     return best["order"], table
 
 

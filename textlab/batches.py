@@ -86,3 +86,22 @@ def make_batches(kind: str, ids: torch.Tensor, batch_size: int, seq_len: int,
     if kind not in makers:
         raise ValueError(f"batching must be one of {list(makers)}, not {kind!r}")
     return makers[kind](ids, batch_size, seq_len, generator)
+
+
+def score_windows(n: int, context: int, stride: int) -> list[tuple[int, int, int]]:
+    """How to score ``n`` ids exactly once each: windows ``(start, end, first_scored)``, by position.
+
+    Window k reads ids ``[k·stride, k·stride + context + stride)`` and scores the targets from
+    ``first_scored`` on: its last ``stride`` of them (window 0 scores all of its own). So every
+    target after the very first ones is predicted with at least ``context`` ids before it, and the
+    windows depend only on the positions, never on how many are run at once.
+
+        score_windows(10, 2, 4)  →  [(0, 6, 0), (4, 10, 6)]
+    """
+    if context < 0 or stride < 1:
+        raise ValueError(f"need context ≥ 0 and stride ≥ 1, not context={context}, stride={stride}")
+    out = [(0, min(context + stride, n), 0)]
+    while out[-1][1] < n:
+        start = out[-1][1] - context
+        out.append((start, min(start + context + stride, n), out[-1][1]))
+    return out

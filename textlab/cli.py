@@ -112,7 +112,7 @@ def cmd_train(args) -> None:
     for t in SAMPLE_TEMPERATURES:
         print(f"\n--- sample, temperature {t}, prime {prime.strip()!r} ---")
         print(sample(run.model, run.vocab, prime, length=240, temperature=t, seed=0))
-    print(f"\nval_bpc={result.best_val_bpc:.3f}")
+    print(f"\nval_bpc={result.val_bpc:.3f}")
 
 
 def cmd_sample(args) -> None:

@@ -40,15 +40,15 @@ class TrainConfig:
     batching: str = "streams"  # "streams" (contiguous, state carried) or "random" windows
     lr: float = 6e-3
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
-    warmup_steps: int = 30
+    warmup: float = 0.02  # share of the budget over which the learning rate rises from 0 to lr
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     steps: int | None = None
     minutes: float | None = 3.0
-    eval_every: int = 100
-    eval_chars: int = 20_000  # periodic evals score a fixed slice of val; the final one all of it
-    patience: int | None = None  # stop after this many evals without a new best val bpc
-    val_fraction: float = 0.1
+    eval_every: int = 200  # steps between evaluations (each scores the dev and the whole val text)
+    patience: int | None = None  # stop after this many evals without a new best dev bpc
+    val_fraction: float = 0.1  # the last 10% of the text: validation, never trained or chosen on
+    dev_fraction: float = 0.03  # the end of the training part, held out to choose the best weights on
     seed: int = 0
     device: str = "auto"  # "auto" picks cuda, then mps, then cpu
     progress: bool = True  # a tqdm.auto bar
@@ -86,7 +86,7 @@ def default_configs(device: str = "auto", kind: str = "lstm") -> tuple[ModelConf
         model = replace(model, hidden_size=64)
         if gpt:
             model = replace(model, embed_dim=64, num_layers=2, block_size=64)
-        return model, replace(train, steps=60, minutes=None, eval_every=30, eval_chars=5_000, batch_size=16,
+        return model, replace(train, steps=60, minutes=None, eval_every=30, batch_size=16,
                               seq_len=64, progress=False)
     if pick_device(device).type == "cuda":
         if gpt:  # nanoGPT's "baby GPT" for Shakespeare: 10.7 M parameters, context 256
@@ -106,10 +106,10 @@ def fine_tune_config(device: str = "auto") -> TrainConfig:
     weights already know English, so the learning rate is ~50× lower than from scratch, with no
     weight decay (it would pull the pretrained weights towards zero).
     """
-    cfg = TrainConfig(batch_size=8, seq_len=256, batching="random", lr=5e-5, warmup_steps=20,
-                      weight_decay=0.0, minutes=3.0, eval_every=100, eval_chars=20_000, device=device)
+    cfg = TrainConfig(batch_size=8, seq_len=256, batching="random", lr=5e-5, warmup=0.05,
+                      weight_decay=0.0, minutes=3.0, eval_every=100, device=device)
     if quick_mode():
-        return replace(cfg, batch_size=2, seq_len=64, steps=5, minutes=None, eval_every=5, eval_chars=2_000,
+        return replace(cfg, batch_size=2, seq_len=64, steps=5, minutes=None, eval_every=5,
                        progress=False)
     return cfg
 

@@ -21,12 +21,14 @@ import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence, TypeVar
 
 from .config import TextlabError
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 REGISTRY_PATH = DATA_DIR / "corpora.json"
 DOWNLOAD_TIMEOUT = 30  # seconds without a byte before a download is abandoned
+S = TypeVar("S", bound=Sequence)  # a text, or a tensor of its ids
 
 
 class CorpusError(TextlabError):
@@ -290,3 +292,16 @@ def split_text(text: str, val_fraction: float = 0.1, test_fraction: float = 0.0)
     cut_val, cut_test = n - n_val - n_test, n - n_test
     return Split(text[:cut_val], text[cut_val:cut_test], text[cut_test:])
 
+
+
+def hold_out(part: S, fraction: float) -> tuple[S, S]:
+    """``(fit, dev)``: the last ``fraction`` of a training text (a str or a tensor of ids) kept aside.
+
+    Choices (the best weights, when to stop early, an n-gram's order) are made on ``dev``, so
+    the validation text stays what it must be: text no choice was made on.
+    """
+    n_dev = int(len(part) * fraction)
+    if n_dev < 2 or len(part) - n_dev < 2:
+        raise TextlabError(f"a training text of {len(part):,} characters is too short to keep "
+                           f"{fraction:.0%} aside for making choices on; use a longer text")
+    return part[:-n_dev], part[-n_dev:]

@@ -425,7 +425,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
 
     Random windows of the training tokens, AdamW, warm-up then cosine decay, mixed precision
     on CUDA: the recipe of ``textlab.train``, in a thin loop of its own because the score is
-    in bits per *character* (``bpc`` on the first ``eval_chars`` characters of ``val_text``). Each history row: ``step``, ``seconds``, ``tokens_seen``, ``lr``,
+    in bits per *character* (``bpc`` on ``val_text``). Each history row: ``step``, ``seconds``, ``tokens_seen``, ``lr``,
     ``val_bpc``, and ``train_bpc`` (the mean training loss since the last row, converted with
     the training text's average characters per token). Row 0 is the model before any step.
     The model ends with the weights of its best evaluation, in eval mode.
@@ -439,7 +439,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's context ({context_size(model)})")
     train_ids = torch.tensor(encode(tokenizer, train_text))
     chars_per_tok = len(train_text) / len(train_ids)
-    val_slice = val_text[:cfg.eval_chars]
+    val_slice = val_text
     torch.manual_seed(cfg.seed)
     batches = make_batches(cfg.batching, train_ids, cfg.batch_size, cfg.seq_len,
                            torch.Generator().manual_seed(cfg.seed))
@@ -475,7 +475,7 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
                 if loss_count:  # steps since the last evaluation: score them too
                     evaluate_now()
                 break
-            lr = apply_lr(optimizer, step, progress, cfg)
+            lr = apply_lr(optimizer, progress, cfg)
             x, y, _ = next(batches)
             x, y = x.to(device), y.to(device)
             with autocast:

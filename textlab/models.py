@@ -11,7 +11,8 @@ cache. Training, evaluation, checkpoints and sampling all use this one call.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -223,6 +224,20 @@ class MiniGPT(nn.Module):
             return logits[:, -1], state
 
         return step
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` eval mode (no dropout) inside, the caller's mode restored after.
+
+    Sampling in the middle of training must not switch dropout off for the rest of the run.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -32,20 +32,8 @@ def show_batch(x: torch.Tensor, y: torch.Tensor, vocab: CharVocab, rows: int = 4
 
 
 def plot_history(history: list[dict], baseline_bpc: float | None = None, ax=None, label: str = ""):
-    """Train and val bits per character against characters seen; the unigram baseline dashed."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
-    chars = [r["chars_seen"] for r in history]
-    prefix = f"{label} " if label else ""
-    ax.plot(chars, [r["train_bpc"] for r in history], label=f"{prefix}train")
-    ax.plot(chars, [r["val_bpc"] for r in history], label=f"{prefix}val")
-    if baseline_bpc is not None:
-        ax.axhline(baseline_bpc, color="gray", linestyle="--", label=f"unigram {baseline_bpc:.2f}")
-    ax.set_xlabel("characters seen")
-    ax.set_ylabel("bits per character")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return ax
+    """One training run's curves (see ``plot_histories``)."""
+    return plot_histories({label: history}, baseline_bpc, ax=ax)
 
 
 def save_history_plot(history: list[dict], path: str | Path, baseline_bpc: float | None = None) -> Path:
@@ -112,23 +100,34 @@ def plot_next_char(probs_by_label: dict[str, torch.Tensor], vocab: CharVocab, to
     return ax
 
 
+X_AXES = {"chars_seen": ("millions of characters read", 1e-6), "seconds": ("minutes of training", 1 / 60)}
+
+
 def plot_histories(histories: dict[str, list[dict]], baseline_bpc: float | None = None, x: str = "chars_seen",
                    ax=None):
-    """Several models' training curves on one plot: val solid, train dashed, one colour per model.
+    """Training curves, one colour per model: validation bpc solid, training bpc dashed.
 
-    ``x`` is a history key: ``"chars_seen"`` asks which model learns more from the same text,
-    ``"seconds"`` which learns more in the same time (the fair race on a fixed time budget).
+    Validation is the whole validation text, scored at every evaluation (step 0 included: the
+    untrained model, about log2 of the vocabulary); a ring marks the weights that were kept,
+    the best on the dev text. ``x`` is ``"chars_seen"`` (which model learns more from the same
+    text) or ``"seconds"`` (which learns more in the same time: the fair race on a time budget).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
+    axis_label, scale = X_AXES[x]
     for name, history in histories.items():
-        xs = [r[x] for r in history]
-        (line,) = ax.plot(xs, [r["val_bpc"] for r in history], label=f"{name} val")
-        ax.plot(xs, [r["train_bpc"] for r in history], "--", color=line.get_color(), alpha=0.6,
-                label=f"{name} train")
+        prefix = f"{name} " if name else ""
+        xs = [r[x] * scale for r in history]
+        (line,) = ax.plot(xs, [r["val_bpc"] for r in history], marker=".", label=f"{prefix}validation")
+        trained = [(xv, r["train_bpc"]) for xv, r in zip(xs, history) if r["train_bpc"] is not None]
+        if trained:
+            ax.plot(*zip(*trained), "--", color=line.get_color(), alpha=0.6, label=f"{prefix}training")
+        kept = min(range(len(history)), key=lambda i: history[i].get("dev_bpc", history[i]["val_bpc"]))
+        ax.plot(xs[kept], history[kept]["val_bpc"], "o", markersize=10, markerfacecolor="none",
+                color=line.get_color(), label=f"{prefix}kept: {history[kept]['val_bpc']:.3f}")
     if baseline_bpc is not None:
         ax.axhline(baseline_bpc, color="gray", linestyle=":", label=f"unigram {baseline_bpc:.2f}")
-    ax.set_xlabel({"chars_seen": "characters seen", "seconds": "seconds of training"}.get(x, x))
+    ax.set_xlabel(axis_label)
     ax.set_ylabel("bits per character")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .models import evaluating
 from .vocab import CharVocab
 
 
@@ -79,25 +80,25 @@ def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, te
                  num_samples: int = 1) -> Iterator[torch.Tensor]:
     """Yield ``length`` steps of new ids, each a (num_samples,) tensor: the engine behind the samplers."""
     check_params(temperature, top_k, top_p, length, num_samples)
-    model.eval()
-    x = _prime_ids(model, vocab, prime, num_samples)
-    generator = torch.Generator(device=x.device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    step = model.stepper()
-    logits, state = model(x)        # read the prime once: (B, T, V)
-    logits = logits[:, -1]          # (B, V): what comes after the prime
-    # All the randomness up front, one uniform number per character: drawing it step by step
-    # would cost a call per character (this loop is the slider's critical path).
-    uniforms = torch.rand(length, num_samples, 1, generator=generator, device=x.device)
-    for u in uniforms:
-        cdf = probabilities(logits, temperature, top_k, top_p).cumsum(-1)  # (B, V)
-        # Inverse-CDF sampling: the first character whose cumulative probability passes u.
-        ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)  # (B,)
-        yield ids
-        logits, state = step(ids, state)
+    with evaluating(model):  # no dropout while sampling; the caller's mode comes back after
+        x = _prime_ids(model, vocab, prime, num_samples)
+        generator = torch.Generator(device=x.device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
+        step = model.stepper()
+        logits, state = model(x)        # read the prime once: (B, T, V)
+        logits = logits[:, -1]          # (B, V): what comes after the prime
+        # All the randomness up front, one uniform number per character: drawing it step by step
+        # would cost a call per character (this loop is the slider's critical path).
+        uniforms = torch.rand(length, num_samples, 1, generator=generator, device=x.device)
+        for u in uniforms:
+            cdf = probabilities(logits, temperature, top_k, top_p).cumsum(-1)  # (B, V)
+            # Inverse-CDF sampling: the first character whose cumulative probability passes u.
+            ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)  # (B,)
+            yield ids
+            logits, state = step(ids, state)
 
 
 def sample(model: nn.Module, vocab: CharVocab, prime: str = "\n", length: int = 300,
@@ -126,8 +127,8 @@ def next_char_probs(model: nn.Module, vocab: CharVocab, prime: str, temperature:
                     top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """The distribution (V,) over the character that follows ``prime``."""
     check_params(temperature, top_k, top_p)
-    model.eval()
-    logits, _ = model(_prime_ids(model, vocab, prime, 1))
+    with evaluating(model):
+        logits, _ = model(_prime_ids(model, vocab, prime, 1))
     return probabilities(logits[0, -1], temperature, top_k, top_p).cpu()
 
 
@@ -136,14 +137,14 @@ def sample_refeed(model: nn.Module, vocab: CharVocab, prime: str, length: int, t
                   seed: int | None = None) -> str:
     """The slow way, for comparison only: re-read the whole text so far for every new character."""
     check_params(temperature, length=length)
-    model.eval()
-    ids = _prime_ids(model, vocab, prime, 1)
-    generator = torch.Generator(device=ids.device).manual_seed(seed if seed is not None else 0)
-    for _ in range(length):
-        context = ids if model.stateful else ids[:, -model.config.block_size:]
-        logits, _ = model(context)
-        probs = probabilities(logits[:, -1], temperature)
-        ids = torch.cat([ids, torch.multinomial(probs, 1, generator=generator)], 1)
+    with evaluating(model):
+        ids = _prime_ids(model, vocab, prime, 1)
+        generator = torch.Generator(device=ids.device).manual_seed(seed if seed is not None else 0)
+        for _ in range(length):
+            context = ids if model.stateful else ids[:, -model.config.block_size:]
+            logits, _ = model(context)
+            probs = probabilities(logits[:, -1], temperature)
+            ids = torch.cat([ids, torch.multinomial(probs, 1, generator=generator)], 1)
     return prime + vocab.decode(ids[0, -length:] if length else [])
 
 

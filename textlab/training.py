@@ -17,14 +17,16 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from IPython.display import display
 from tqdm.auto import tqdm
+from tqdm.notebook import tqdm as tqdm_notebook
 
-from .batches import make_batches
+from .batches import make_batches, score_windows
 from .checkpoints import save_checkpoint
 from .baselines import unigram_bpc
 from .config import ModelConfig, TextlabError, TrainConfig, pick_device
-from .corpora import Split, split_text
-from .models import build_model
+from .corpora import Split, hold_out, split_text
+from .models import build_model, evaluating
 from .sampling import chars_per_second
 from .vocab import CharVocab
 
@@ -38,56 +40,93 @@ class TrainResult:
 
     model: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
-    best_val_bpc: float = math.inf  # on the whole validation split, measured at the end
+    val_bpc: float = math.inf  # the kept weights' bits per character on the whole validation text
+    kept_step: int = 0  # the evaluation whose weights were kept: the best on the dev text
     steps: int = 0
     seconds: float = 0.0
     stopped: str = "budget"  # "budget", "early stop", "interrupted" or "nan"
     message: str = ""
 
 
-@torch.inference_mode()
-def evaluate(model: nn.Module, ids: torch.Tensor, seq_len: int = 256, batch_size: int = 16) -> float:
-    """Bits per character of ``model`` on ``ids``: every character predicted from those before it.
+def default_context(model: nn.Module) -> tuple[int, int]:
+    """``(context, stride)`` for scoring ``model``: the course's one way of reading a validation text.
 
-    The text is read as ``batch_size`` contiguous streams; an LSTM carries its state across
-    windows, so each character is scored with all of its stream's context. MiniGPT sees at most
-    ``block_size`` characters, so it reads windows of that length.
+    The LSTM reads chunks of 1024 characters, each after warming its state up on the 256 before
+    it; MiniGPT reads windows of its ``block_size`` that advance by half a block. Either way
+    each character is predicted from at least 256 (LSTM) or block/2 (MiniGPT) characters of
+    context, the most each one can use well; see ``batches.score_windows``.
+    """
+    if model.stateful:
+        return 256, 1024
+    block = model.config.block_size
+    return block // 2, block - block // 2
+
+
+@torch.inference_mode()
+def nll(model: nn.Module, ids: torch.Tensor, context: int | None = None, stride: int | None = None,
+        batch_size: int = 32) -> tuple[float, int]:
+    """Total negative log-likelihood in nats of ``ids[1:]``, each predicted from the ids before it, and
+    how many were scored (``len(ids) - 1``: every target exactly once).
+
+    Windows of ``context + stride`` ids are laid by position (``batches.score_windows``) and run
+    ``batch_size`` at a time, each from a fresh state; ``batch_size`` changes the speed, not the
+    result. ``context=0, stride=64`` is nanoGPT's protocol: cold windows of 64 characters.
     """
     if len(ids) < 2:
         raise TextlabError("need at least 2 characters to evaluate")
+    default = default_context(model)
+    context = default[0] if context is None else context
+    stride = default[1] if stride is None else stride
+    if not model.stateful and context + stride > model.config.block_size:
+        raise ValueError(f"context + stride = {context + stride} is more than the model's "
+                         f"block_size={model.config.block_size}")
     device = next(model.parameters()).device
-    if not model.stateful:
-        seq_len = min(seq_len, model.config.block_size)
-    rows = max(1, min(batch_size, (len(ids) - 1) // seq_len))
-    row_len = (len(ids) - 1) // rows
-    x = ids[:rows * row_len].view(rows, row_len).to(device)
-    y = ids[1:rows * row_len + 1].view(rows, row_len).to(device)
-    was_training, state, total = model.training, None, 0.0
-    model.eval()
-    for start in range(0, row_len, seq_len):
-        logits, new_state = model(x[:, start:start + seq_len], state)
-        state = new_state if model.stateful else None
-        total += F.cross_entropy(logits.flatten(0, 1).float(), y[:, start:start + seq_len].flatten(),
-                                 reduction="sum").item()
-    model.train(was_training)
-    return total / (rows * row_len) / LN2
+    x, y = ids[:-1].to(device), ids[1:].to(device)
+    by_length: dict[int, list[tuple[int, int]]] = {}
+    for start, end, first in score_windows(len(x), context, stride):
+        by_length.setdefault(end - start, []).append((start, first - start))
+    total = 0.0
+    with evaluating(model):
+        for length, windows in by_length.items():
+            for i in range(0, len(windows), batch_size):
+                group = windows[i:i + batch_size]
+                rows = torch.stack([torch.arange(s, s + length) for s, _ in group]).to(device)  # (B, L)
+                logits, _ = model(x[rows])                                                        # (B, L, V)
+                losses = F.cross_entropy(logits.float().transpose(1, 2), y[rows], reduction="none")  # (B, L)
+                keep = torch.arange(length, device=device) >= torch.tensor([o for _, o in group], device=device)[:, None]
+                total += losses[keep].sum().item()
+    return total, len(y)
 
 
-def lr_at(step: int, progress: float, cfg: TrainConfig) -> float:
-    """Linear warm-up for ``warmup_steps``, then a cosine from ``lr`` down to ``lr * min_lr_ratio``.
+def evaluate(model: nn.Module, ids: torch.Tensor, context: int | None = None, stride: int | None = None,
+             chars: int | None = None, batch_size: int = 32) -> float:
+    """Bits per character of ``model`` on ``ids``: the course's one yardstick (see ``nll``).
 
-    ``progress`` runs from 0 to 1 over the budget (steps or minutes), so a time budget gets
-    the whole schedule too.
+    ``chars`` is how many characters the scored ids stand for, when an id is not one character
+    (GPT-2's tokens); by default each id is one.
     """
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    total, count = nll(model, ids, context, stride, batch_size)
+    return total / (chars or count) / LN2
+
+
+def lr_at(progress: float, cfg: TrainConfig) -> float:
+    """The learning rate at ``progress`` (0 → 1 over the budget, steps or minutes).
+
+    A linear warm-up over the first ``cfg.warmup`` of the budget, then a cosine from ``lr`` down
+    to ``lr * min_lr_ratio`` over the rest: one continuous curve, so a time budget gets the whole
+    schedule too.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < cfg.warmup:
+        return cfg.lr * progress / cfg.warmup
+    decay = (progress - cfg.warmup) / (1 - cfg.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * decay))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
-def apply_lr(optimizer: torch.optim.Optimizer, step: int, progress: float, cfg: TrainConfig) -> float:
+def apply_lr(optimizer: torch.optim.Optimizer, progress: float, cfg: TrainConfig) -> float:
     """Set every parameter group to the schedule's learning rate for this moment; return it."""
-    lr = lr_at(step, progress, cfg)
+    lr = lr_at(progress, cfg)
     for group in optimizer.param_groups:
         group["lr"] = lr
     return lr
@@ -96,11 +135,15 @@ def apply_lr(optimizer: torch.optim.Optimizer, step: int, progress: float, cfg: 
 def progress_bar(cfg: TrainConfig, desc: str) -> tqdm:
     """A tqdm.auto bar over the budget: its steps, or the seconds of a time budget.
 
-    A time bar shows no rate: "seconds per second" means nothing.
+    A time bar shows no rate: "seconds per second" means nothing. In a notebook the bar is a
+    widget; ``finish_bar`` also refreshes the plain-text copy saved beside it (what GitHub shows).
     """
-    if cfg.steps:
-        return tqdm(total=cfg.steps, disable=not cfg.progress, desc=desc, unit="step")
-    return tqdm(total=int(cfg.minutes * 60), disable=not cfg.progress, desc=desc, bar_format=TIME_BAR)
+    total, style = (cfg.steps, {"unit": "step"}) if cfg.steps else (int(cfg.minutes * 60), {"bar_format": TIME_BAR})
+    if not issubclass(tqdm, tqdm_notebook) or not cfg.progress:
+        return tqdm(total=total, disable=not cfg.progress, desc=desc, **style)
+    bar = tqdm(total=total, desc=desc, display=False, **style)
+    bar.handle = display(bar.container, display_id=True)
+    return bar
 
 
 def advance(bar: tqdm, cfg: TrainConfig, elapsed: float) -> None:
@@ -108,15 +151,48 @@ def advance(bar: tqdm, cfg: TrainConfig, elapsed: float) -> None:
     if cfg.steps:
         bar.update(1)
     elif int(elapsed) > bar.n:
-        bar.update(int(elapsed) - bar.n)
+        bar.update(min(int(elapsed), bar.total) - bar.n)
+
+
+def finish_bar(bar: tqdm, spent: bool) -> None:
+    """Close the bar: full (green in a notebook) when the budget was ``spent``, as it stands otherwise."""
+    if spent and bar.total:
+        bar.update(bar.total - bar.n)
+    bar.close()
+    if getattr(bar, "handle", None) is not None:
+        bar.handle.update(bar.container)  # the saved text copy now shows the finished bar
+
+
+# Weight decay pulls weights towards zero. It suits the matrices that mix features (Linear and
+# LSTM weights; transformers' GPT-2 writes its Linear layers as ``Conv1D``), not the tables that
+# hold one vector per character (embeddings), not norms and not biases: minGPT's rule.
+DECAY_MODULES = (nn.Linear, nn.LSTM, nn.GRU, nn.RNN)
+NO_DECAY_MODULES = (nn.Embedding, nn.LayerNorm)
+
+
+def parameter_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(decay, no_decay)``: every parameter in exactly one, chosen by the module that owns it."""
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if id(p) in seen:  # a tied weight (MiniGPT's read-out is its embedding) counts once
+                continue
+            seen.add(id(p))
+            if name.startswith("bias") or isinstance(module, NO_DECAY_MODULES):
+                no_decay.append(p)
+            elif isinstance(module, DECAY_MODULES) or type(module).__name__ == "Conv1D":
+                decay.append(p)
+            else:
+                raise TypeError(f"no weight-decay rule for {type(module).__name__}.{name}: add the module "
+                                "type to DECAY_MODULES or NO_DECAY_MODULES in textlab/training.py")
+    assert len(seen) == len({id(p) for p in model.parameters()}), "a parameter is in no group"
+    return decay, no_decay
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; weight decay on weight matrices only, never on biases, norms or embeddings."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n and "tok" not in n
-             and "pos" not in n]
-    rest = [p for p in model.parameters() if all(p is not d for d in decay)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    """AdamW with weight decay on the weight matrices only (see ``parameter_groups``)."""
+    decay, no_decay = parameter_groups(model)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
 
 
@@ -152,13 +228,22 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: tor
     scaler.update()
 
 
-def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg: TrainConfig | None = None,
-          callbacks=(), vocab: CharVocab | None = None, checkpoint: str | Path | None = None) -> TrainResult:
-    """Train ``model`` on ``train_ids`` and score it on ``val_ids`` in bits per character.
+def _next_char_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, state):
+    logits, state = model(x, state)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()), state
 
-    Stops when the budget (``cfg.steps`` and/or ``cfg.minutes``) is spent, after ``cfg.patience``
-    evaluations without a new best, on Ctrl-C, or if the loss becomes NaN. The model keeps the
-    weights of its best evaluation. With ``vocab`` and ``checkpoint`` set, each new best is saved.
+
+def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg: TrainConfig | None = None,
+          callbacks=(), vocab: CharVocab | None = None, checkpoint: str | Path | None = None,
+          score: Callable[[nn.Module, torch.Tensor], float] = evaluate) -> TrainResult:
+    """Train ``model`` on ``train_ids``; report its bits per character on ``val_ids``.
+
+    The last ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
+    ``cfg.eval_every`` steps, and once before the first, both the dev text and the whole
+    validation text are scored with ``score``; the weights with the best *dev* score are kept,
+    and ``result.val_bpc`` is their validation score. Stops when the budget (``cfg.steps`` and/or
+    ``cfg.minutes``) is spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C,
+    or if the loss becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
     """
     cfg = cfg or TrainConfig()
@@ -168,37 +253,41 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         raise ValueError(f"the budget must be positive, not steps={cfg.steps}, minutes={cfg.minutes}")
     if cfg.eval_every < 1:
         raise ValueError(f"eval_every must be ≥ 1, not {cfg.eval_every}")
+    if not 0 <= cfg.warmup < 1:
+        raise ValueError(f"warmup is a share of the budget in [0, 1), not {cfg.warmup}")
     if not model.stateful and cfg.seq_len > model.config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's block_size="
                          f"{model.config.block_size}")
+    fit_ids, dev_ids = hold_out(train_ids, cfg.dev_fraction)
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model.to(device).train()
     generator = torch.Generator().manual_seed(cfg.seed)
-    batches = make_batches(cfg.batching, train_ids, cfg.batch_size, cfg.seq_len, generator)
+    batches = make_batches(cfg.batching, fit_ids, cfg.batch_size, cfg.seq_len, generator)
     optimizer = make_optimizer(model, cfg)
     autocast, scaler = _autocast(device)
     max_steps = cfg.steps or math.inf
     budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
-    eval_ids = val_ids[:cfg.eval_chars]
     result = TrainResult(model)
-    best_weights, evals_without_best, final_eval_s = None, 0, 0.0
-    state, step, chars, loss_sum, loss_count, lr = None, 0, 0, 0.0, 0, cfg.lr
+    best = {"dev_bpc": math.inf}
+    kept_weights, evals_without_best, eval_s = None, 0, 0.0
+    state, step, chars, loss_sum, loss_count, lr = None, 0, 0, 0.0, 0, 0.0
+
     def checkpoint_eval() -> str | None:
-        """Score the val slice, keep the best weights, tell the callbacks; "stop" for early stopping."""
-        nonlocal best_weights, evals_without_best, final_eval_s, loss_sum, loss_count
+        """Score dev and val, keep the best weights (by dev), tell the callbacks; "stop" to stop early."""
+        nonlocal kept_weights, evals_without_best, eval_s, loss_sum, loss_count
         t_eval = time.perf_counter()
-        val_bpc = evaluate(model, eval_ids, batch_size=cfg.batch_size)
-        # The final full evaluation takes about this long; a time budget leaves room for it.
-        final_eval_s = (time.perf_counter() - t_eval) * len(val_ids) / max(len(eval_ids), 1)
+        dev_bpc, val_bpc = score(model, dev_ids), score(model, val_ids)
+        eval_s = time.perf_counter() - t_eval  # a time budget keeps this long free for the last one
         record = {"step": step, "chars_seen": chars, "seconds": round(time.perf_counter() - start, 2),
-                  "train_bpc": loss_sum / max(loss_count, 1) / LN2, "val_bpc": val_bpc, "lr": lr}
+                  "train_bpc": loss_sum / loss_count / LN2 if loss_count else None,
+                  "dev_bpc": dev_bpc, "val_bpc": val_bpc, "lr": lr}
         loss_sum, loss_count = 0.0, 0
-        is_best = not result.history or val_bpc < min(r["val_bpc"] for r in result.history)
         result.history.append(record)
-        bar.set_postfix(train_bpc=f"{record['train_bpc']:.3f}", val_bpc=f"{val_bpc:.3f}")
-        if is_best:
-            best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar.set_postfix(dev_bpc=f"{dev_bpc:.3f}", val_bpc=f"{val_bpc:.3f}")
+        if dev_bpc < best["dev_bpc"]:
+            best.update(record)
+            kept_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             evals_without_best = 0
             if checkpoint is not None and vocab is not None:
                 save_checkpoint(checkpoint, model, vocab, cfg, result.history)
@@ -213,28 +302,28 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     bar = progress_bar(cfg, "training")
     start = time.perf_counter()
     try:
+        checkpoint_eval()  # step 0: the untrained model, about log2(vocabulary size) bits
         while True:
             elapsed = time.perf_counter() - start
-            progress = max(step / max_steps, (elapsed + final_eval_s) / budget)
+            progress = max(step / max_steps, (elapsed + eval_s) / budget)
             if progress >= 1:
                 if loss_count:  # steps since the last evaluation: score them too
                     checkpoint_eval()
                 break
-            lr = apply_lr(optimizer, step, progress, cfg)
+            lr = apply_lr(optimizer, progress, cfg)
             x, y, reset = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if reset or not model.stateful:
                 state = None
             with autocast:
-                logits, state = model(x, state)
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+                loss, state = _next_char_loss(model, x, y, state)
             # Keep the state's values but cut its history: backprop stops at this window.
             state = tuple(s.detach() for s in state) if model.stateful else None
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 result.stopped = "nan"
                 result.message = (f"loss became {loss_value} at step {step}: training stopped. "
-                                   f"Lower the learning rate (lr={cfg.lr}) or grad_clip")
+                                  f"Lower the learning rate (lr={cfg.lr}) or grad_clip")
                 tqdm.write(result.message)
                 break
             optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
@@ -253,15 +342,11 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         result.message = f"interrupted at step {step}: keeping the best weights so far"
         tqdm.write(result.message)
     finally:
-        bar.close()
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
+        finish_bar(bar, spent=result.stopped == "budget")
+    if kept_weights is not None:
+        model.load_state_dict(kept_weights)
+        result.val_bpc, result.kept_step = best["val_bpc"], best["step"]
     result.steps, result.seconds = step, time.perf_counter() - start
-    if step > 0:
-        result.best_val_bpc = evaluate(model, val_ids, batch_size=cfg.batch_size)
-        result.seconds = time.perf_counter() - start
-        if checkpoint is not None and vocab is not None:
-            save_checkpoint(checkpoint, model, vocab, cfg, result.history)
     _emit(callbacks, "on_end", result)
     return result
 
