@@ -57,7 +57,7 @@ def test_bits_per_character_by_hand():
 def test_a_trained_word_model_beats_uniform_and_cannot_spell_new_words(repetitive_text):
     cut = len(repetitive_text) * 9 // 10
     train, val = repetitive_text[:cut], repetitive_text[cut:] + "the zebra sat."
-    cfg = TrainConfig(batch_size=8, seq_len=32, lr=1e-2, warmup_steps=5, steps=60, minutes=None, eval_every=60,
+    cfg = TrainConfig(batch_size=8, seq_len=32, lr=1e-2, warmup=0.1, steps=60, minutes=None, eval_every=60,
                       progress=False, device="cpu")
     torch.manual_seed(0)
     run = word_level_lstm(train, val, cfg, max_words=50, embed_dim=16, hidden_size=32)

@@ -14,7 +14,14 @@ textlab works as before.
     model, tokenizer = load_pretrained("distilgpt2")
     bpc(model, tokenizer, split.val)                    # bits per character on the same val text
     generate(model, tokenizer, "ROMEO:", temperature=0.8)
-    history = fine_tune(model, tokenizer, split.train, split.val, minutes=3)
+    result = fine_tune(model, tokenizer, split.train, split.val, minutes=3)   # textlab.train's loop
+
+The tokenizer alone needs no hub: ``load_tokenizer()`` rebuilds GPT-2's from its public ranks
+file (fetched like a course text), so token pieces and characters per token work offline.
+
+    tokenizer = load_tokenizer()
+    token_pieces(tokenizer, "Мой дядя самых честных правил")   # Cyrillic letters cut into bytes
+    chars_per_token_table(tokenizer)                             # every course text
 """
 
 from __future__ import annotations
@@ -24,28 +31,26 @@ import functools
 import math
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from tqdm.auto import tqdm
-
-from .batches import make_batches
 from .corpora import fetch, get_corpus, load_corpus, registry
 from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
 from .models import count_parameters
 from .sampling import check_params, probabilities
-from .training import LN2, _autocast, advance, apply_lr, make_optimizer, optimizer_step, progress_bar
+from .training import TrainResult, evaluate, train
 
 HUB_URL = "https://huggingface.co"
 HUB_PROBE_TIMEOUT = 2.0  # seconds: one quick probe, instead of transformers' ~30 s of retries
 # On a CPU a real GPT-2 (≥ this many parameters) fine-tunes only for a taste: at most this budget.
 CPU_BIG_MODEL_PARAMS = 10_000_000
 CPU_MAX_MINUTES, CPU_MAX_STEPS = 2.0, 50
+SCORE_BATCH = 2  # windows scored at once: each holds block × 50 257 logits (400 MB for GPT-2)
 
 
 class PretrainedUnavailable(TextlabError):
@@ -317,42 +322,57 @@ def context_size(model: nn.Module) -> int:
 
 # ---------------------------------------------------------------------------- scoring and sampling
 
-@torch.inference_mode()
-def bpc(model: nn.Module, tokenizer, text: str, window: int | None = None, stride: int | None = None) -> float:
+class TokenModel(nn.Module):
+    """A Hugging Face causal LM behind textlab's model contract, so ``train`` and ``evaluate`` take it.
+
+    ``logits, state = model(x, state)`` with ``x`` token ids; like MiniGPT it reads windows of
+    at most ``config.block_size`` tokens and carries no state (``stateful = False``).
+    """
+
+    stateful = False
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+        self.config = SimpleNamespace(block_size=context_size(lm))
+        self.train(lm.training)  # in the mode it found the model in: scoring must not switch it
+
+    def forward(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, None]:
+        return self.lm(x, use_cache=False).logits, None  # (B, T) → (B, T, vocab)
+
+
+def scorer(tokenizer, context: int | None = None, stride: int | None = None,
+           batch_size: int = SCORE_BATCH) -> Callable[[nn.Module, torch.Tensor], float]:
+    """``score(model, ids) → bits per character`` for token ids: ``textlab.evaluate`` with the characters counted.
+
+    The ids are read after a start token, so the first one is predicted too; the bits of all of
+    them are divided by the characters they spell. Windows as in ``evaluate`` (default: context
+    half the model's, stride the other half); ``batch_size`` windows at a time (each holds a
+    block × 50 257 logits, so few).
+    """
+    start = torch.tensor([_start_token(tokenizer)])
+
+    def score(model: nn.Module, ids: torch.Tensor) -> float:
+        chars = len(decode(tokenizer, ids.tolist()))
+        return evaluate(model, torch.cat([start, ids]), context, stride, chars=chars, batch_size=batch_size)
+
+    return score
+
+
+def bpc(model: nn.Module, tokenizer, text: str, context: int | None = None, stride: int | None = None,
+        batch_size: int = SCORE_BATCH) -> float:
     """Bits per character of a token-level model on ``text``, every character paid for.
 
-    The text is tokenized after a start token, and every token is predicted from the tokens
-    before it. A text longer than the model's ``window`` is read in overlapping windows that
-    move ``stride`` tokens at a time; each window scores only its last ``stride`` tokens, so
-    every token is scored once, with at least ``window - stride`` tokens of context (the first
-    window scores all of its tokens). ``stride=1`` is the most context and the slowest.
+    The course's one yardstick (``textlab.evaluate``): the text is tokenized after a start token,
+    and every token is predicted from the ones before it, in windows of ``context + stride``
+    tokens that each score their last ``stride`` (by default half the model's context each,
+    512 + 512 for GPT-2), so every token is scored once with at least ``context`` tokens before it.
 
         bpc = Σ token NLL (nats) / (ln 2 × number of characters)
     """
     if not text:
         raise ValueError("cannot score an empty text")
-    window = context_size(model) if window is None else window
-    stride = window // 2 if stride is None else stride
-    if not 1 <= stride < window <= context_size(model):
-        raise ValueError(f"need 1 ≤ stride < window ≤ {context_size(model)} (the model's context), "
-                         f"got stride={stride}, window={window}")
-    ids = torch.tensor([_start_token(tokenizer)] + encode(tokenizer, text))
-    spans, end = [(0, min(window, len(ids)))], min(window, len(ids))
-    while end < len(ids):
-        end = min(end + stride, len(ids))
-        spans.append((end - window, end))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    nll, scored = 0.0, 1  # ids[0] is the start token: it is given, not predicted
-    for begin, end in spans:
-        x = ids[begin:end].to(device)
-        logits = model(x[None]).logits[0].float()  # (T, vocab): logits[i] predicts x[i + 1]
-        first = scored - begin                      # the first token this window has to score
-        nll += F.cross_entropy(logits[first - 1:-1], x[first:], reduction="sum").item()
-        scored = end
-    model.train(was_training)
-    return nll / (LN2 * len(text))
+    return scorer(tokenizer, context, stride, batch_size)(TokenModel(model), torch.tensor(encode(tokenizer, text)))
 
 
 @torch.inference_mode()
@@ -416,88 +436,31 @@ def check_cpu_budget(model: nn.Module, cfg: TrainConfig, device: torch.device) -
 
 
 def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: TrainConfig | None = None,
-              **overrides) -> list[dict]:
-    """Go on training a pretrained model on ``train_text``; return the history of evaluations.
+              callbacks=(), **overrides) -> TrainResult:
+    """Go on training a pretrained model on ``train_text`` with ``textlab.train``; score it on ``val_text``.
 
     ``cfg`` defaults to ``fine_tune_config()``; keyword arguments replace its fields, e.g.
     ``fine_tune(model, tok, train, val, minutes=2, lr=1e-4)``. ``seq_len`` is the window length
     in tokens; ``steps`` or ``minutes`` given alone replaces the default budget.
 
-    Random windows of the training tokens, AdamW, warm-up then cosine decay, mixed precision
-    on CUDA: the recipe of ``textlab.train``, in a thin loop of its own because the score is
-    in bits per *character* (``bpc`` on ``val_text``). Each history row: ``step``, ``seconds``, ``tokens_seen``, ``lr``,
-    ``val_bpc``, and ``train_bpc`` (the mean training loss since the last row, converted with
-    the training text's average characters per token). Row 0 is the model before any step.
-    The model ends with the weights of its best evaluation, in eval mode.
+    The very loop the character models train with (``TokenModel`` adapts the model to it): the
+    same budget, schedule, dev text for choosing the kept weights, NaN and Ctrl-C handling,
+    scored in bits per character (``scorer``). The result's history is in characters too:
+    ``train_bpc`` is the training loss per token divided by the training text's characters per
+    token, and ``tokens_seen`` replaces ``chars_seen``. The model ends with the kept weights, in
+    eval mode; ``result.stopped`` says why training ended.
     """
     cfg = with_overrides(cfg or fine_tune_config(), **overrides)
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give a budget: steps=… or minutes=…")
-    device = pick_device(cfg.device)
-    check_cpu_budget(model, cfg, device)
-    if cfg.seq_len > context_size(model):
-        raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's context ({context_size(model)})")
+    check_cpu_budget(model, cfg, pick_device(cfg.device))
     train_ids = torch.tensor(encode(tokenizer, train_text))
     chars_per_tok = len(train_text) / len(train_ids)
-    val_slice = val_text
-    torch.manual_seed(cfg.seed)
-    batches = make_batches(cfg.batching, train_ids, cfg.batch_size, cfg.seq_len,
-                           torch.Generator().manual_seed(cfg.seed))
-    model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    autocast, scaler = _autocast(device)
-    max_steps = cfg.steps or math.inf
-    budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
-    history = [{"step": 0, "seconds": 0.0, "tokens_seen": 0, "lr": 0.0, "train_bpc": math.nan,
-                "val_bpc": bpc(model, tokenizer, val_slice)}]
-    best = _copy_weights(model)
-    step, loss_sum, loss_count, lr = 0, 0.0, 0, cfg.lr
-    bar = progress_bar(cfg, "fine-tuning")
-    model.train()
-    start = time.perf_counter()
-
-    def evaluate_now() -> None:
-        nonlocal best, loss_sum, loss_count
-        record = {"step": step, "seconds": round(time.perf_counter() - start, 2),
-                  "tokens_seen": step * cfg.batch_size * cfg.seq_len, "lr": lr,
-                  "train_bpc": loss_sum / loss_count / LN2 / chars_per_tok,
-                  "val_bpc": bpc(model, tokenizer, val_slice)}
-        if record["val_bpc"] < min(r["val_bpc"] for r in history):
-            best = _copy_weights(model)
-        history.append(record)
-        loss_sum, loss_count = 0.0, 0
-        bar.set_postfix(train_bpc=f"{record['train_bpc']:.3f}", val_bpc=f"{record['val_bpc']:.3f}")
-
-    try:
-        while True:
-            progress = max(step / max_steps, (time.perf_counter() - start) / budget)
-            if progress >= 1:
-                if loss_count:  # steps since the last evaluation: score them too
-                    evaluate_now()
-                break
-            lr = apply_lr(optimizer, progress, cfg)
-            x, y, _ = next(batches)
-            x, y = x.to(device), y.to(device)
-            with autocast:
-                logits = model(x, use_cache=False).logits  # (B, T, vocab)
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TextlabError(f"the loss became {loss_value} at step {step}: lower lr (now {cfg.lr})")
-            optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
-            step += 1
-            loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
-            advance(bar, cfg, time.perf_counter() - start)
-            if step % cfg.eval_every == 0:
-                evaluate_now()
-    except KeyboardInterrupt:
-        tqdm.write(f"interrupted at step {step}: keeping the best weights so far")
-    finally:
-        bar.close()
-    model.load_state_dict(best)
-    model.eval()
-    return history
-
-
-def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    result = train(TokenModel(model), train_ids, torch.tensor(encode(tokenizer, val_text)), cfg, callbacks,
+                   score=scorer(tokenizer))
+    for record in result.history:
+        record["tokens_seen"] = record.pop("chars_seen")
+        if record["train_bpc"] is not None:
+            record["train_bpc"] /= chars_per_tok
+    result.model = model.eval()
+    return result

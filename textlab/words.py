@@ -27,11 +27,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .config import TextlabError, TrainConfig, default_configs
 from .models import CharLSTM
-from .training import LN2, TrainResult, train
+from .training import LN2, TrainResult, nll, train
 
 TOKEN = re.compile(r"\w+|\s+|[^\w\s]")  # a word, a run of white space, or one other character
 UNK = "⟨unk⟩"
@@ -116,31 +115,18 @@ class WordScore:
         return self.unknown / self.tokens
 
 
-@torch.inference_mode()
-def token_nats(model: nn.Module, ids: torch.Tensor, seq_len: int = 256) -> float:
-    """Σ -ln p(ids[t] | ids[:t]) for t ≥ 1: the LSTM reads the whole text as one stream, state carried."""
-    device = next(model.parameters()).device
-    ids = ids.to(device)
-    total, state, was_training = 0.0, None, model.training
-    model.eval()
-    for start in range(0, len(ids) - 1, seq_len):
-        x, y = ids[start:start + seq_len][None], ids[start + 1:start + seq_len + 1][None]
-        logits, state = model(x[:, :y.shape[1]], state)
-        total += F.cross_entropy(logits[0].float(), y[0], reduction="sum").item()
-    model.train(was_training)
-    return total
-
-
 def word_bpc(model: nn.Module, vocab: WordVocab, speller: Speller, text: str) -> WordScore:
     """Score a word-level model on ``text`` in bits per character (see the module's docstring).
 
-    The first token is given (nothing predicts it), so its characters are not counted.
+    Tokens are read like a character LSTM reads characters (``textlab.training.nll``: chunks
+    of 1024, each after its state warms up on the 256 tokens before). The first token is given
+    (nothing predicts it), so its characters are not counted.
     """
     tokens = tokenize(text)
     if len(tokens) < 2:
         raise TextlabError("need a text of at least two tokens to score")
     ids = vocab.encode(text)
-    model_bits = token_nats(model, ids) / LN2
+    model_bits = nll(model, ids)[0] / LN2  # the course's one scoring path: each token once
     unknown = [w for w in tokens[1:] if w not in vocab]
     spelling_bits = sum(speller.bits(w) for w in unknown)
     chars = len(text) - len(tokens[0])
