@@ -53,6 +53,16 @@ CPU_MAX_MINUTES, CPU_MAX_STEPS = 2.0, 50
 SCORE_BATCH = 2  # windows scored at once: each holds block × 50 257 logits (400 MB for GPT-2)
 
 
+# Published, not measured here: GPT-2 zero-shot (Radford et al. 2019, "Language Models are
+# Unsupervised Multitask Learners", Table 3). text8 in bits per character, enwik8 in bits per byte.
+PUBLISHED = {
+    "GPT-2 117M": {"text8 bpc": 1.17, "enwik8 bits/byte": 1.16},
+    "GPT-2 345M": {"text8 bpc": 1.06, "enwik8 bits/byte": 1.01},
+    "GPT-2 762M": {"text8 bpc": 1.02, "enwik8 bits/byte": 0.97},
+    "GPT-2 1542M": {"text8 bpc": 0.98, "enwik8 bits/byte": 0.93},
+}
+
+
 class PretrainedUnavailable(TextlabError):
     """The pretrained model cannot be loaded here: no ``transformers``, no weights, no network."""
 
