@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -87,6 +88,15 @@ def test_offline_the_tokenizer_is_rebuilt_from_the_file(mirror_env, monkeypatch,
     assert gpt2.encode(tokenizer, "Hello world") == [15496, 995]
     with pytest.raises(gpt2.PretrainedUnavailable, match="offline only GPT-2"):
         gpt2.load_tokenizer("some/other-model", cache_dir=tmp_path)
+
+
+def test_without_transformers_tiktoken_reads_the_file(mirror_env, monkeypatch):
+    pytest.importorskip("tiktoken")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # makes ``import transformers`` fail
+    encoding = gpt2.load_tokenizer()
+    assert type(encoding).__name__ == "Encoding"
+    assert gpt2.encode(encoding, "Hello world") == [15496, 995]
+    assert gpt2.token_pieces(encoding, "Hello world") == ["Hello", " world"]
 
 
 def test_token_perplexity_to_bits_per_character():
