@@ -39,8 +39,9 @@ from typing import Callable
 
 import torch
 import torch.nn as nn
-from .corpora import fetch, get_corpus, load_corpus, registry
+
 from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
+from .corpora import fetch, get_corpus, load_corpus, registry
 from .models import count_parameters
 from .sampling import check_params, probabilities
 from .training import TrainResult, evaluate, train
