@@ -1,7 +1,12 @@
 # Two commands on a fresh machine:
-#   make demo   – create .venv, install, train a CharLSTM on tiny Shakespeare for 3 minutes, sample, plot
-#   make test   – create .venv, install, run every test (unit, notebooks with nbval, widgets on
-#                 ipywidgets 8 and 7.7, the real-browser test)
+#   make demo   – create .venv, install textlab (core only), train a CharLSTM on tiny Shakespeare for
+#                 3 minutes, sample, plot
+#   make test   – create .venv, install textlab with the test tools, run every test (unit, notebooks
+#                 with nbval, widgets on ipywidgets 8 and 7.7, the real-browser test, the notebooks'
+#                 fingerprint check)
+# And for course authors:
+#   make notebooks        – re-run the notebooks in default mode and save their outputs in place
+#   make check-notebooks  – fail if a notebook's saved outputs were made by other textlab source
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,16 +18,22 @@ TORCH  ?= torch==2.13.0
 export TEXTLAB_MIRROR ?= $(if $(wildcard ../shared/data/MANIFEST.json),$(abspath ../shared/data),)
 DEMO_MINUTES ?= 3
 
-.PHONY: demo test test-unit test-notebooks test-widgets7 benchmarks clean
+.PHONY: demo test notebooks check-notebooks benchmarks clean
 
-$(BIN)/.installed: pyproject.toml
+# textlab and its core dependencies: all that `make demo` runs.
+$(BIN)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The test tools on top: pytest, nbval, JupyterLab, Playwright, transformers, and the serve extra.
+$(BIN)/.installed: $(BIN)/.core
+	$(BIN)/pip install -q -e ".[dev,serve]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.core
 	$(BIN)/python -m textlab train --corpus tiny_shakespeare --minutes $(DEMO_MINUTES) --out runs/demo
 	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 0.5 --length 200 --seed 1
 	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 1.2 --length 200 --seed 1
@@ -38,9 +49,20 @@ test: $(BIN)/.installed $(VENV)/w7/.installed
 	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 	TEXTLAB_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(VENV)/w7 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_widgets.py
 
+# Default mode (not QUICK): what a student sees. Takes about a quarter of an hour on 2 CPU cores.
+notebooks: $(BIN)/.installed
+	for nb in notebooks/[0-9]*.ipynb; do \
+	    env -u TEXTLAB_QUICK $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	        --ExecutePreprocessor.timeout=3600 "$$nb" || exit 1; \
+	done
+
+check-notebooks: $(BIN)/.core
+	$(BIN)/python -m textlab.notebook notebooks/[0-9]*.ipynb
+
 benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_sample.py
 	$(BIN)/python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from textlab.notebook import GITHUB_REPO
+from textlab.notebook import FINGERPRINT_LABEL, GITHUB_REPO, saved_fingerprint, source_fingerprint, stale_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -16,8 +16,9 @@ def cells(path: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))["cells"]
 
 
-def test_the_three_lessons_exist():
-    assert [p.name for p in NOTEBOOKS] == ["01_data.ipynb", "02_charlstm.ipynb", "03_gpt2_compare.ipynb"]
+def test_the_four_lessons_exist():
+    assert [p.name for p in NOTEBOOKS] == ["01_data.ipynb", "02_charlstm.ipynb", "03_gpt2_compare.ipynb",
+                                         "04_serve.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -43,3 +44,22 @@ def test_readme_badges_use_the_same_repository():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     found = set(re.findall(r"colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/", readme))
     assert found == {GITHUB_REPO}
+
+
+def test_saved_outputs_were_made_by_the_current_source():
+    """`make check-notebooks`: a change to textlab/ means the notebooks must be re-run (`make notebooks`)."""
+    assert stale_notebooks(NOTEBOOKS) == []
+
+
+def test_the_fingerprint_check_catches_outputs_made_by_other_code(tmp_path):
+    nb = json.loads(NOTEBOOKS[0].read_text(encoding="utf-8"))
+    setup = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    setup["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [f"{FINGERPRINT_LABEL}0123456789ab\n"]}]
+    old = tmp_path / "old.ipynb"
+    old.write_text(json.dumps(nb), encoding="utf-8")
+    assert saved_fingerprint(old) == "0123456789ab"
+    [message] = stale_notebooks([old])
+    assert "0123456789ab" in message and source_fingerprint() in message and "make notebooks" in message
+    setup["outputs"] = []  # never run: no fingerprint at all
+    old.write_text(json.dumps(nb), encoding="utf-8")
+    assert stale_notebooks([old])

@@ -16,7 +16,7 @@ from textlab import (CharLSTM, CharVocab, MiniGPT, TrainConfig, evaluate, load_c
                      train, unigram_bpc)
 from textlab.batches import score_windows
 from textlab.corpora import hold_out
-from textlab.training import lr_at, nll, parameter_groups
+from textlab.training import PrintSamples, lr_at, nll, parameter_groups
 
 TINY = TrainConfig(batch_size=4, seq_len=16, lr=1e-2, warmup=0.1, steps=20, minutes=None, eval_every=10,
                    progress=False, device="cpu")
@@ -246,6 +246,19 @@ def test_sampling_in_a_callback_does_not_switch_dropout_off(data):
 
     train(model, train_ids, val, TINY, callbacks=[SampleAndWatch()])
     assert [m for _, m in modes] == [True] * len(modes)
+
+
+def test_print_samples_shows_the_text_improving_at_each_evaluation(data, capsys):
+    vocab, train_ids, val = data
+    model = tiny_model(vocab)
+    result = train(model, train_ids, val, replace(TINY, steps=60, eval_every=30),
+                   callbacks=[PrintSamples(model, vocab, "the ", length=30)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(result.history) == 3
+    for line, record in zip(lines, result.history):
+        assert line.startswith(f"step {record['step']:>5} · ") and f"val {record['val_bpc']:.3f} bpc │ the " in line
+        assert len(line.split("│ ", 1)[1]) == 34 and "\n" not in line
+    assert lines[0].split("│")[1] != lines[-1].split("│")[1]  # the model changed, the seed did not
 
 
 # ---------------------------------------------------------------------------- a training run

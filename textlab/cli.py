@@ -1,4 +1,4 @@
-"""Command line: ``python -m textlab corpora | train | sample``.
+"""Command line: ``python -m textlab corpora | train | sample | serve``.
 
 Every option of ``train`` comes from the config dataclasses, so the CLI and the notebooks
 share their defaults. Errors are one line on stderr and exit status 2.
@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--top-p", type=float, default=None)
     sa.add_argument("--seed", type=int, default=None)
     sa.add_argument("--num-samples", type=int, default=1)
+
+    se = sub.add_parser("serve", help="serve the checkpoints in DIR over HTTP, with a web page "
+                                      "(needs pip install 'textlab[serve]')")
+    se.add_argument("folder", metavar="DIR", help="folder of checkpoints: NAME.pt or NAME/model.pt, e.g. runs/")
+    se.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    se.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -130,11 +136,20 @@ def cmd_sample(args) -> None:
         print(text)
 
 
+def cmd_serve(args) -> None:
+    try:
+        from .serve import serve
+    except ImportError as err:
+        raise TextlabError(str(err)) from None
+    serve(args.folder, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")  # files only: no window
     args = build_parser().parse_args(argv)
     try:
-        {"corpora": cmd_corpora, "train": cmd_train, "sample": cmd_sample}[args.command](args)
+        {"corpora": cmd_corpora, "train": cmd_train, "sample": cmd_sample,
+         "serve": cmd_serve}[args.command](args)
     except (TextlabError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -82,23 +82,40 @@ def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, te
     check_params(temperature, top_k, top_p, length, num_samples)
     with evaluating(model):  # no dropout while sampling; the caller's mode comes back after
         x = _prime_ids(model, vocab, prime, num_samples)
-        generator = torch.Generator(device=x.device)
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(seed)
-        step = model.stepper()
         logits, state = model(x)        # read the prime once: (B, T, V)
-        logits = logits[:, -1]          # (B, V): what comes after the prime
-        # All the randomness up front, one uniform number per character: drawing it step by step
-        # would cost a call per character (this loop is the slider's critical path).
-        uniforms = torch.rand(length, num_samples, 1, generator=generator, device=x.device)
-        for u in uniforms:
-            cdf = probabilities(logits, temperature, top_k, top_p).cumsum(-1)  # (B, V)
-            # Inverse-CDF sampling: the first character whose cumulative probability passes u.
-            ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)  # (B,)
-            yield ids
-            logits, state = step(ids, state)
+        uniforms = seeded_uniforms(length, num_samples, seed, x.device)
+        yield from generate_from(model, logits[:, -1], state, uniforms, temperature, top_k, top_p)
+
+
+def seeded_uniforms(length: int, num_samples: int = 1, seed: int | None = None,
+                    device: str | torch.device = "cpu") -> torch.Tensor:
+    """All the randomness of a sample up front, one uniform number per character: (length, num_samples, 1).
+
+    Drawing it step by step would cost a call per character (the sampling loop is the slider's
+    critical path). Drawn from a generator of its own, the numbers depend on the seed alone, so
+    several requests' uniforms can be stacked along dim 1 and sampled as one batch (the server
+    does this), each text still exactly the one its seed gives on its own.
+    """
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return torch.rand(length, num_samples, 1, generator=generator, device=device)
+
+
+@torch.inference_mode()
+def generate_from(model: nn.Module, logits: torch.Tensor, state, uniforms: torch.Tensor,
+                  temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> Iterator[torch.Tensor]:
+    """The sampling loop, once the prime is read: logits (B, V) and state for B rows, uniforms (steps, B, 1)."""
+    step = model.stepper()
+    for u in uniforms:
+        cdf = probabilities(logits, temperature, top_k, top_p).cumsum(-1)  # (B, V)
+        # Inverse-CDF sampling: the first character whose cumulative probability passes u.
+        ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)  # (B,)
+        yield ids
+        logits, state = step(ids, state)
 
 
 def sample(model: nn.Module, vocab: CharVocab, prime: str = "\n", length: int = 300,

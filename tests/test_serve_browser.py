@@ -1,0 +1,96 @@
+"""The served page in a real browser: move the temperature slider with the keyboard, the sample
+and the chart change.
+
+A tiny CharLSTM is served by uvicorn on 127.0.0.1 (a free port) in a thread of this process; the
+page is opened in Debian's headless chromium through Playwright. Screenshots before and after
+go to ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
+
+from browser_support import CHROMIUM_ARGS, VIEWPORT  # noqa: E402
+from conftest import REPETITIVE_TEXT  # noqa: E402
+from test_browser import ARTIFACTS, _skip_or_fail  # noqa: E402
+from textlab import CharLSTM, CharVocab  # noqa: E402
+from textlab.serve import start_background  # noqa: E402
+
+pytestmark = pytest.mark.browser
+KEY_PRESSES = 3  # ArrowRight presses: each moves the temperature one step (0.1) up
+
+# What the user sees: the slider's number, the header, the generated text, the chart's rows.
+_PAGE_JS = """() => ({
+    readout: document.getElementById('temperature-out').textContent,
+    header: document.getElementById('settings').textContent,
+    state: document.getElementById('sample').dataset.state,
+    text: document.querySelector('#sample .generated')?.textContent ?? '',
+    chart: document.getElementById('chart').innerText.trim(),
+    error: document.getElementById('error').textContent,
+})"""
+
+
+@pytest.fixture
+def server():
+    torch.manual_seed(0)
+    vocab = CharVocab.from_text(REPETITIVE_TEXT + "ROMEO:\n")
+    running = start_background({"cat": (CharLSTM(len(vocab), embed_dim=8, hidden_size=32).eval(), vocab)})
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def page():
+    executable = shutil.which("chromium")
+    if executable is None:
+        _skip_or_fail("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _skip_or_fail("the playwright package is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+
+def _written(page, header_part: str) -> dict:
+    """Wait until the sample whose header holds ``header_part`` is fully streamed and charted."""
+    page.wait_for_function(
+        """(part) => document.getElementById('settings').textContent.includes(part)
+                     && document.getElementById('sample').dataset.state === 'done'
+                     && document.querySelectorAll('#chart .bar-row').length > 0""",
+        arg=header_part, timeout=20_000)
+    return page.evaluate(_PAGE_JS)
+
+
+def test_temperature_slider_restreams_sample_and_chart(page, server):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.goto(server.url)
+    before = _written(page, "T=0.8,")
+    assert before["readout"] == "0.8" and not before["error"]
+    assert len(before["text"]) == 300, "the whole sample arrives over the stream"
+    page.screenshot(path=str(ARTIFACTS / "serve-before.png"), full_page=True)
+
+    page.focus("#temperature")
+    for _ in range(KEY_PRESSES):
+        page.keyboard.press("ArrowRight")
+    after = _written(page, "T=1.1,")
+    page.screenshot(path=str(ARTIFACTS / "serve-after.png"), full_page=True)
+
+    assert after["readout"] == "1.1" and not after["error"]
+    assert after["text"] != before["text"], "the sample did not change with the temperature"
+    assert after["chart"] != before["chart"], "the chart did not change with the temperature"
+
+    # A prime the model cannot read: the page says which characters, instead of a sample.
+    page.fill("#prime", "ROMEO Ж")
+    page.dispatch_event("#prime", "change")
+    page.wait_for_function("() => document.getElementById('error').textContent.includes(\"'Ж'\")", timeout=20_000)
+    assert page.evaluate(_PAGE_JS)["state"] == "error"
