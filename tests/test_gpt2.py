@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -164,9 +165,12 @@ def test_fine_tuning_lowers_the_bits_per_character(tiny):
     model, tokenizer = tiny
     train_text, val_text = ENGLISH, ENGLISH[:1500]
     before = bpc(model, tokenizer, val_text)
+    seen = []
     result = fine_tune(model, tokenizer, train_text, val_text, steps=30, lr=1e-2, warmup=0.1,
-                       batch_size=8, seq_len=32, eval_every=10, device="cpu", progress=False)
+                       batch_size=8, seq_len=32, eval_every=10, device="cpu", progress=False,
+                       callbacks=[SimpleNamespace(on_eval=lambda record: seen.append(dict(record)))])
     history = result.history
+    assert seen == history  # a callback (a live plot) sees the records in characters too
     assert [row["step"] for row in history] == [0, 10, 20, 30] and result.stopped == "budget"
     assert history[0]["val_bpc"] == pytest.approx(before)
     assert set(history[-1]) == {"step", "seconds", "tokens_seen", "lr", "train_bpc", "dev_bpc", "val_bpc"}

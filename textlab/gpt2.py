@@ -456,22 +456,31 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
 
     The very loop the character models train with (``TokenModel`` adapts the model to it): the
     same budget, schedule, dev text for choosing the kept weights, NaN and Ctrl-C handling,
-    scored in bits per character (``scorer``). The result's history is in characters too:
-    ``train_bpc`` is the training loss per token divided by the training text's characters per
-    token, and ``tokens_seen`` replaces ``chars_seen``. The model ends with the kept weights, in
-    eval mode; ``result.stopped`` says why training ended.
+    scored in bits per character (``scorer``). The evaluation records (the history, and what
+    ``callbacks`` receive in ``on_eval``) are in characters too: ``train_bpc`` is the training
+    loss per token divided by the training text's characters per token, and ``tokens_seen``
+    replaces ``chars_seen``. The model ends with the kept weights, in eval mode;
+    ``result.stopped`` says why training ended.
     """
     cfg = with_overrides(cfg or fine_tune_config(), **overrides)
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give a budget: steps=… or minutes=…")
     check_cpu_budget(model, cfg, pick_device(cfg.device))
     train_ids = torch.tensor(encode(tokenizer, train_text))
-    chars_per_tok = len(train_text) / len(train_ids)
-    result = train(TokenModel(model), train_ids, torch.tensor(encode(tokenizer, val_text)), cfg, callbacks,
-                   score=scorer(tokenizer))
-    for record in result.history:
-        record["tokens_seen"] = record.pop("chars_seen")
-        if record["train_bpc"] is not None:
-            record["train_bpc"] /= chars_per_tok
+    in_characters = _PerCharacter(len(train_text) / len(train_ids))  # first, so later callbacks see bpc too
+    result = train(TokenModel(model), train_ids, torch.tensor(encode(tokenizer, val_text)), cfg,
+                   (in_characters, *callbacks), score=scorer(tokenizer))
     result.model = model.eval()
     return result
+
+
+class _PerCharacter:
+    """A ``train`` callback that restates each evaluation record of a token model in characters."""
+
+    def __init__(self, chars_per_token: float):
+        self.chars_per_token = chars_per_token
+
+    def on_eval(self, record: dict) -> None:
+        record["tokens_seen"] = record.pop("chars_seen")
+        if record["train_bpc"] is not None:  # bits per token → bits per character
+            record["train_bpc"] /= self.chars_per_token
