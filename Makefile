@@ -1,9 +1,9 @@
 # Two commands on a fresh machine:
 #   make demo   – create .venv, install textlab (core only), train a CharLSTM on tiny Shakespeare for
 #                 3 minutes, sample, plot
-#   make test   – create .venv, install textlab with the test tools, run every test (unit, notebooks
-#                 with nbval, widgets on ipywidgets 8 and 7.7, the real-browser test, the notebooks'
-#                 fingerprint check)
+#   make test   – create .venv (textlab with the test tools) and .venv-colab (Colab's versions), run
+#                 every test: unit, notebooks with nbval, widgets on ipywidgets 8 and 7.7, the
+#                 real-browser tests, the Colab-like stack, the notebooks' fingerprint check
 # And for course authors:
 #   make notebooks        – re-run the notebooks in default mode and save their outputs in place
 #   make check-notebooks  – fail if a notebook's saved outputs were made by other textlab source
@@ -17,6 +17,15 @@ TORCH  ?= torch==2.13.0
 # Offline machines read the course texts from a mirror folder when one is beside the repo.
 export TEXTLAB_MIRROR ?= $(if $(wildcard ../shared/data/MANIFEST.json),$(abspath ../shared/data),)
 DEMO_MINUTES ?= 3
+
+# The Colab-like environment: Colab's published versions (googlecolab/backend-info, pip-freeze.txt,
+# 2026-08) of what the course touches, as far as they install here. textlab itself is NOT installed:
+# the notebooks' set-up cell clones it, as in Colab (tests/test_colab.py). Not like Colab: Python is
+# this machine's 3.11 (Colab: 3.13); torch is the local CPU wheel TORCH (Colab: 2.11, and any other
+# torch pulls gigabytes of CUDA builds); setuptools stays unpinned (Colab: 75.2.0, torch 2.13 needs >= 77).
+COLAB_VENV := .venv-colab
+COLAB_PINS := ipywidgets==7.7.1 widgetsnbextension==3.6.10 ipython==7.34.0 ipykernel==6.17.1 notebook==6.5.7 \
+              "tqdm>=4.67,<4.68" matplotlib==3.10.0 "transformers>=5,<6" "huggingface_hub>=1,<2" traitlets==5.7.1
 
 .PHONY: demo test notebooks check-notebooks benchmarks clean
 
@@ -44,8 +53,14 @@ $(VENV)/w7/.installed: $(BIN)/.installed
 	$(BIN)/pip install -q --target $(VENV)/w7 --no-deps "ipywidgets==7.7.1" "ipython_genutils==0.2.0"
 	touch $@
 
-test: $(BIN)/.installed $(VENV)/w7/.installed
-	OMP_NUM_THREADS=1 TEXTLAB_QUICK=1 HF_HUB_OFFLINE=1 TEXTLAB_EXPECT_IPYWIDGETS=8 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks \
+$(COLAB_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/pip install -q $(TORCH) $(COLAB_PINS) numpy nbval pytest
+	touch $@
+
+test: $(BIN)/.installed $(VENV)/w7/.installed $(COLAB_VENV)/.installed
+	OMP_NUM_THREADS=1 TEXTLAB_QUICK=1 HF_HUB_OFFLINE=1 TEXTLAB_EXPECT_IPYWIDGETS=8 \
+	TEXTLAB_COLAB_PYTHON=$(abspath $(COLAB_VENV))/bin/python $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks \
 	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 	TEXTLAB_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(VENV)/w7 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_widgets.py
 
@@ -65,4 +80,4 @@ benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

@@ -42,9 +42,13 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
 }
 
+# Where a front end shows a code cell's prompt and its outputs: JupyterLab, classic Notebook 6.
+LAB_CELLS = {"prompts": ".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt", "outputs": ".jp-OutputArea-output"}
+CLASSIC_CELLS = {"prompts": ".code_cell .input_prompt", "outputs": ".output_area .output_subarea"}
+
 # What a cell's prompt shows: "[*]:" queued or running, "[ ]:" not run, "[12]:" done.
-_PROMPTS_JS = """() => {
-    const prompts = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt')]
+_PROMPTS_JS = """(cells) => {
+    const prompts = [...document.querySelectorAll(cells.prompts)]
         .map(p => p.innerText.trim());
     return {
         total: prompts.length,
@@ -52,7 +56,7 @@ _PROMPTS_JS = """() => {
         done: prompts.filter(p => /\\[\\d+\\]/.test(p)).length,
     };
 }"""
-_ERRORS_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
+_ERRORS_JS = """(cells) => [...document.querySelectorAll(cells.outputs)]
     .map(o => o.innerText).filter(t => /Traceback|Error:/.test(t)).map(t => t.slice(-1500))"""
 
 
@@ -113,6 +117,13 @@ class JupyterLab:
     log_path: Path
 
     @classmethod
+    def command(cls, port: int, token: str, root: Path) -> list[str]:
+        return [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+
+    @classmethod
     def start(cls, root: Path, env: dict[str, str], state_dir: Path) -> "JupyterLab":
         """Serve ``root`` on 127.0.0.1 with a random token; its own files go under ``state_dir``.
 
@@ -126,12 +137,8 @@ class JupyterLab:
             env[var] = str(state_dir / sub)
         write_lab_settings(Path(env["JUPYTERLAB_SETTINGS_DIR"]))
         log_path = state_dir / "jupyter-lab.log"
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(cmd, env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(cls.command(port, token, root), env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         lab = cls(process, port, token, log_path)
         try:
@@ -151,7 +158,7 @@ class JupyterLab:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"{type(self).__name__} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 with _NO_PROXY.open(f"http://127.0.0.1:{self.port}/api/status?token={self.token}",
                                     timeout=2) as response:
@@ -159,7 +166,7 @@ class JupyterLab:
                         return
             except OSError:
                 time.sleep(0.3)
-        raise TimeoutError(f"jupyter lab did not answer within {SERVER_START_TIMEOUT:.0f} s:\n"
+        raise TimeoutError(f"{type(self).__name__} did not answer within {SERVER_START_TIMEOUT:.0f} s:\n"
                            + self.log_tail())
 
     def stop(self) -> None:
@@ -180,6 +187,25 @@ class JupyterLab:
             pass
 
 
+class ClassicNotebook(JupyterLab):
+    """A classic Notebook 6 server (what Colab's front end speaks to widgets), run by ``PYTHON``.
+
+    Set ``ClassicNotebook.python`` to the interpreter of the environment that has ``notebook``
+    6.5 installed; its kernels are that environment's too.
+    """
+
+    python = sys.executable
+
+    @classmethod
+    def command(cls, port: int, token: str, root: Path) -> list[str]:
+        return [cls.python, "-m", "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                "--NotebookApp.port_retries=0", "--allow-root", f"--NotebookApp.token={token}",
+                f"--notebook-dir={root}"]
+
+    def url(self, notebook: str) -> str:
+        return f"http://127.0.0.1:{self.port}/notebooks/{notebook}?token={self.token}"
+
+
 def wait_for_kernel_idle(page, timeout_s: float) -> None:
     """Wait until the status bar says "<kernel name> | Idle": a kernel started, connected, free.
 
@@ -195,7 +221,7 @@ def run_all_cells(page) -> None:
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
 
-def wait_until_executed(page, timeout_s: float) -> None:
+def wait_until_executed(page, timeout_s: float, cells: dict[str, str] = LAB_CELLS) -> None:
     """Wait until every code cell of a notebook opened without outputs has run: each shows a number.
 
     A cell that raises stops "Run All": the cells after it stay unrun ("[ ]"), and we fail at
@@ -203,13 +229,13 @@ def wait_until_executed(page, timeout_s: float) -> None:
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        state = page.evaluate(_PROMPTS_JS)
+        state = page.evaluate(_PROMPTS_JS, cells)
         if state["running"] == 0 and state["done"] > 0:
             if state["done"] == state["total"]:
                 return
             raise AssertionError(f"Run All stopped after {state['done']} of {state['total']} cells:\n"
-                                 + "\n---\n".join(page.evaluate(_ERRORS_JS)))
+                                 + "\n---\n".join(page.evaluate(_ERRORS_JS, cells)))
         page.wait_for_timeout(500)
-    state = page.evaluate(_PROMPTS_JS)
+    state = page.evaluate(_PROMPTS_JS, cells)
     raise TimeoutError(f"the notebook did not finish within {timeout_s:.0f} s "
                        f"({state['done']} of {state['total']} cells done)")

@@ -27,7 +27,7 @@ from typing import NoReturn
 
 import pytest
 
-from browser_support import (CHROMIUM_ARGS, VIEWPORT, JupyterLab, copy_notebook, run_all_cells,
+from browser_support import (CHROMIUM_ARGS, LAB_CELLS, VIEWPORT, JupyterLab, copy_notebook, run_all_cells,
                              wait_for_kernel_idle, wait_until_executed)
 from conftest import SHARED_DATA
 from textlab.widgets import TEMPERATURE_RANGE
@@ -106,13 +106,17 @@ def page():
             browser.close()
 
 
+def empty_folder(path: Path) -> Path:
+    """The screenshot folder, emptied: what is in it after a run is that run's."""
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.png"):
+        old.unlink()
+    return path
+
+
 @pytest.fixture
 def artifacts() -> Path:
-    """The screenshot folder, emptied: what is in it after a run is that run's."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for old in ARTIFACTS.glob("*.png"):
-        old.unlink()
-    return ARTIFACTS
+    return empty_folder(ARTIFACTS)
 
 
 def _wait_for_header(page, prefix: str, timeout_s: float) -> dict[str, str]:
@@ -125,19 +129,20 @@ def _wait_for_header(page, prefix: str, timeout_s: float) -> dict[str, str]:
     return panel
 
 
-# `page` comes first: without a browser the test is skipped before a server starts.
-def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts):
-    page.goto(lab.url(NOTEBOOK.name))
-    wait_for_kernel_idle(page, OPEN_TIMEOUT)
-    page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
+def move_slider_and_check(page, handle_selector: str, artifacts: Path, run_all, cells=LAB_CELLS) -> None:
+    """Run all cells, press ArrowRight on the temperature slider's handle, check text and chart changed.
+
+    Shared by this test and the classic-Notebook one (``tests/test_colab.py``): only how to run
+    all cells, the slider's handle and the cells' selectors differ between front ends.
+    """
     try:
-        run_all_cells(page)
-        wait_until_executed(page, RUN_ALL_TIMEOUT)  # the cells after the panel too: the kernel is free
+        run_all()
+        wait_until_executed(page, RUN_ALL_TIMEOUT, cells)  # the cells after the panel too: the kernel is free
         page.locator(".textlab-sampler").scroll_into_view_if_needed()
         before = page.evaluate(_PANEL_JS)
         page.screenshot(path=artifacts / "1-after-run-all.png")
 
-        handle = page.locator(".textlab-temperature .noUi-handle")
+        handle = page.locator(f".textlab-temperature {handle_selector}")
         handle.focus()
         for _ in range(KEY_PRESSES):
             # Each press is a finished move (noUiSlider's "change" event): even with
@@ -159,3 +164,50 @@ def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts):
         f"after {RESAMPLE_TIMEOUT:.0f} s: the slider does not reach the sampler")
     assert after["text"] != before["text"], "a new temperature drew the very same text"
     assert after["chart"] != before["chart"], "the next-character chart did not change with temperature"
+
+
+# Arms a timer: from the next key press until the panel shows a sample headed `prefix` and a new chart.
+_ARM_ROUND_TRIP_JS = """(prefix) => {
+    const panel = document.querySelector('.textlab-sampler');
+    const chart = () => panel.querySelector('.textlab-chart').innerText;
+    const header = () => panel.querySelector('.textlab-sample .widget-html-content > div').innerText.trim();
+    const oldChart = chart();
+    document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
+    window.__roundTrip = new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+            if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
+                observer.disconnect();
+                resolve(performance.now() - window.__pressed);
+            }
+        });
+        observer.observe(panel, {subtree: true, childList: true, characterData: true});
+    });
+}"""
+ROUND_TRIPS = 5  # single key presses timed after the test proper
+
+
+def slider_round_trips(page, handle_selector: str) -> list[float]:
+    """Milliseconds from a key press on the temperature slider until the new sample and chart are drawn."""
+    handle = page.locator(f".textlab-temperature {handle_selector}")
+    times = []
+    for i in range(ROUND_TRIPS):
+        key, step = ("ArrowLeft", -1) if i % 2 else ("ArrowRight", 1)
+        readout = float(page.evaluate(_PANEL_JS)["readout"])
+        target = round(readout + step * TEMPERATURE_RANGE[2], 1)
+        page.evaluate(_ARM_ROUND_TRIP_JS, f"T={target:g},")
+        handle.press(key)
+        times.append(page.evaluate("() => window.__roundTrip"))
+    return times
+
+
+# `page` comes first: without a browser the test is skipped before a server starts.
+def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts, capsys):
+    page.goto(lab.url(NOTEBOOK.name))
+    wait_for_kernel_idle(page, OPEN_TIMEOUT)
+    page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
+    move_slider_and_check(page, ".noUi-handle", artifacts, run_all=lambda: run_all_cells(page))
+    times = sorted(slider_round_trips(page, ".noUi-handle"))
+    with capsys.disabled():  # a measurement, not a pass/fail: speed is judged by benchmarks
+        print(f"\nslider round trip in JupyterLab (key press → new 300-character sample and chart drawn), "
+              f"QUICK-mode model, {ROUND_TRIPS} presses: median {times[len(times) // 2]:.0f} ms, "
+              f"min {times[0]:.0f}, max {times[-1]:.0f}")

@@ -55,7 +55,7 @@ def test_load_corpus_from_a_folder_mirror_and_cache(mirror_env):
     assert text.name == "tiny_shakespeare"
     assert text.text.startswith("First Citizen:\nBefore we proceed any further")
     assert len(text) > 1_000_000
-    assert leftovers(mirror_env) == ["tinyshakespeare.txt"]
+    assert leftovers(mirror_env) == ["tinyshakespeare.txt", "tinyshakespeare.txt.sha256"]
 
 
 def test_a_damaged_cache_file_is_fetched_again(mirror_env):
@@ -139,7 +139,7 @@ def test_http_download_succeeds_then_comes_from_the_cache(served, monkeypatch):
         second = load_corpus("onegin_ru")
         assert server.requests == ["/onegin_ru.txt"], "the second load must not download again"
     assert first.text == second.text and "Онегин" in first.text
-    assert leftovers(cache) == ["onegin_ru.txt"]
+    assert leftovers(cache) == ["onegin_ru.txt", "onegin_ru.txt.sha256"]
 
 
 def test_http_truncated_file_is_refused_and_not_cached(served, monkeypatch):
@@ -204,7 +204,7 @@ def test_http_new_edition_warns_and_is_used(served, monkeypatch):
         text = load_corpus("frankenstein").text
     assert "lost in darkness and in distance" in text and added in text
     assert "Gutenberg" not in text
-    assert leftovers(cache) == ["pg84.txt"]
+    assert leftovers(cache) == ["pg84.txt", "pg84.txt.sha256"]
 
 
 def test_http_new_edition_refused_when_strict(served, monkeypatch):

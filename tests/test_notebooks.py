@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from textlab.notebook import FINGERPRINT_LABEL, GITHUB_REPO, saved_fingerprint, source_fingerprint, stale_notebooks
+from textlab.notebook import (FINGERPRINT_LABEL, GITHUB_REPO, saved_fingerprint, setup_cell, source_fingerprint,
+                              stale_notebooks)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -28,7 +29,40 @@ def test_badge_and_setup_point_at_the_same_repository(path):
     assert badge in first_md, "the first cell must carry this notebook's Open in Colab badge"
     setup = "".join(next(c for c in cells(path) if c["cell_type"] == "code")["source"])
     assert f"https://github.com/{GITHUB_REPO}" in setup
-    assert "--no-deps" in setup, "Colab's own torch and ipywidgets must never be reinstalled"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_carries_the_one_setup_cell(path):
+    setup = "".join(next(c for c in cells(path) if c["cell_type"] == "code")["source"])
+    assert setup == setup_cell(), "run `python notebooks/set_repo.py` to write the set-up cell"
+
+
+def test_the_setup_cell_keeps_its_promises():
+    """What tests/test_colab.py checks by running it, stated once more where a reader looks."""
+    setup = setup_cell()
+    assert 'os.environ["GIT_TERMINAL_PROMPT"] = "0"' in setup, "a private repository must not prompt"
+    assert 'os.path.abspath("textlab-src")' in setup and "sys.path.insert(0, SRC)" in setup
+    assert "pyproject.toml" in setup and '"pull", "--quiet", "--ff-only"' in setup
+    assert "TEXTLAB_REPO_URL" in setup
+    assert "pip" not in setup.replace("pip install -e", ""), "a running kernel ignores what pip installs"
+    assert "restart" not in setup.lower().replace("no restart", "")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_widget_state_is_kept(path):
+    """A notebook saved back from Colab loses metadata.widgets: GitHub then shows no widgets."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    views = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    if views:
+        state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+        shown = {v["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for v in views}
+        assert shown <= set(state.get("state", {})), "widget state is missing: re-run and save locally"
+
+
+def test_notebook_03_asks_colab_for_a_gpu():
+    metadata = json.loads((ROOT / "notebooks" / "03_gpt2_compare.ipynb").read_text(encoding="utf-8"))["metadata"]
+    assert metadata["accelerator"] == "GPU" and metadata["colab"]["gpuType"] == "T4"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

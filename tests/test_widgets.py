@@ -219,3 +219,25 @@ def test_corpus_picker(mirror_env, tmp_path):
 def test_corpus_picker_unknown_default():
     with pytest.raises(TextlabError, match="tiny_shakespeare"):
         corpus_picker("no_such_corpus")
+
+
+def broken_forward(x, state=None):
+    """A forward pass that fails the way a bug would: neither a TextlabError nor a ValueError."""
+    raise RuntimeError("CUDA error: device-side assert triggered")
+
+
+@pytest.mark.parametrize("control, value", [("temperature", 1.3), ("seed", 5), ("prime", "be")])
+def test_any_callback_exception_is_shown_inside_the_panel(panel, capsys, control, value):
+    """A widget callback that raises is swallowed by Jupyter and Colab: the panel must say it."""
+    good = panel.text
+    panel.views["CharLSTM"].model.forward = broken_forward
+    setattr(getattr(panel, control), "value", value)  # the callback runs and must not raise
+    shown = panel.views["CharLSTM"].sample.value
+    assert "RuntimeError" in shown and "device-side assert" in shown and "Try:" in shown
+    assert panel.text == "" and panel.views["CharLSTM"].chart.value == ""
+    assert isinstance(panel.error, RuntimeError)
+    assert capsys.readouterr().out == ""
+    del panel.views["CharLSTM"].model.forward  # repaired: the next move draws again
+    panel.regenerate.click()
+    assert panel.text and panel.error is None and "Try:" not in panel.views["CharLSTM"].sample.value
+    assert good

@@ -4,12 +4,16 @@
 its licence), never the text itself. ``load_corpus(name)`` downloads it on first use and
 caches it under ``data/cache/`` (or ``$TEXTLAB_CACHE``). ``$TEXTLAB_MIRROR`` replaces the
 host with a local folder or a base URL holding the same files; tests and offline runs
-point it at a folder of the files.
+point it at a folder of the files. Without a mirror, a corpus's ``fallback_urls`` (official
+Gutenberg mirrors) are tried in order when its host refuses, each checked against the same sha256.
+Beside each cached file, ``NAME.sha256`` records what was accepted; a cached file that no longer
+matches it is fetched again, never used.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import http.client
 import json
 import os
@@ -29,6 +33,9 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 REGISTRY_PATH = DATA_DIR / "corpora.json"
 DOWNLOAD_TIMEOUT = 30  # seconds without a byte before a download is abandoned
 S = TypeVar("S", bound=Sequence)  # a text, or a tensor of its ids
+# Hosts such as Project Gutenberg refuse urllib's default "Python-urllib/3.x" agent from cloud machines.
+USER_AGENT = ("textlab/0.1 (educational course downloader: one request per text, then cached; "
+              "https://github.com/textlab-course/textlab)")
 
 
 class CorpusError(TextlabError):
@@ -54,6 +61,7 @@ class Corpus:
     bytes: int
     gutenberg: bool
     license: str
+    fallback_urls: tuple[str, ...] = ()  # the same file elsewhere, tried in order after download_url
 
 
 @dataclass
@@ -65,6 +73,9 @@ class CleanReport:
     removed_bom: bool = False
     crlf_lines: int = 0
     nfc_changed: int = 0  # characters gained or lost by Unicode NFC normalisation
+    html_entities: int = 0  # numeric HTML entities such as "&#225;" decoded to their character
+    illustrations: int = 0  # Gutenberg "[Illustration: …]" / "[Transcriber's Note: …]" blocks dropped
+    illustration_chars: int = 0
 
     def summary(self) -> str:
         parts = [f"header {len(self.header):,} chars", f"footer {len(self.footer):,} chars"]
@@ -72,6 +83,11 @@ class CleanReport:
             parts.append("a byte-order mark")
         if self.crlf_lines:
             parts.append(f"{self.crlf_lines:,} CRLF line endings → LF")
+        if self.illustrations:
+            parts.append(f"{self.illustrations:,} illustration/transcriber blocks "
+                         f"({self.illustration_chars:,} chars)")
+        if self.html_entities:
+            parts.append(f"{self.html_entities:,} HTML entities decoded (e.g. &#225; → á)")
         if self.nfc_changed:
             parts.append(f"NFC normalisation changed the length by {self.nfc_changed:+,}")
         return "removed: " + ", ".join(parts)
@@ -103,7 +119,8 @@ class Split:
 def registry() -> dict[str, Corpus]:
     """All corpora the course knows, by name."""
     data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
-    return {entry["name"]: Corpus(**entry) for entry in data["corpora"]}
+    return {entry["name"]: Corpus(**{**entry, "fallback_urls": tuple(entry.get("fallback_urls", ()))})
+            for entry in data["corpora"]}
 
 
 def data_files() -> dict[str, Corpus]:
@@ -135,14 +152,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TEXTLAB_CACHE") or DATA_DIR / "cache")
 
 
-def source_url(corpus: Corpus) -> str:
-    """Where to fetch ``corpus`` from: its download URL, or the mirror when one is set."""
+def source_urls(corpus: Corpus) -> list[str]:
+    """Where to fetch ``corpus`` from, in order: the mirror alone when one is set, else its
+    download URL and then its fallbacks."""
     mirror = os.environ.get("TEXTLAB_MIRROR", "").strip()
     if not mirror:
-        return corpus.download_url
+        return [corpus.download_url, *corpus.fallback_urls]
     if re.match(r"^[a-z]+://", mirror):
-        return mirror.rstrip("/") + "/" + corpus.filename
-    return Path(mirror).resolve().joinpath(corpus.filename).as_uri()
+        return [mirror.rstrip("/") + "/" + corpus.filename]
+    return [Path(mirror).resolve().joinpath(corpus.filename).as_uri()]
 
 
 # ---------------------------------------------------------------------------- download
@@ -151,7 +169,8 @@ def _download(url: str, dest: Path) -> tuple[int, str]:
     """Stream ``url`` into ``dest``; return (bytes, sha256). A short transfer is an error."""
     digest, size = hashlib.sha256(), 0
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response, open(dest, "wb") as out:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response, open(dest, "wb") as out:
             expected = response.headers.get("Content-Length") if hasattr(response, "headers") else None
             while chunk := response.read(1 << 16):
                 out.write(chunk)
@@ -161,8 +180,7 @@ def _download(url: str, dest: Path) -> tuple[int, str]:
         raise CorpusError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # e.g. IncompleteRead
         reason = getattr(err, "reason", err)
-        raise CorpusError(f"download of {url} failed: {reason}. Offline? Set TEXTLAB_MIRROR to a "
-                          "folder holding the files (e.g. ../shared/data).") from None
+        raise CorpusError(f"download of {url} failed: {reason}") from None
     if expected is not None and int(expected) != size:
         raise CorpusError(f"download of {url} was cut short: {size:,} of {expected} bytes; try again")
     return size, digest.hexdigest()
@@ -189,45 +207,88 @@ def _check(corpus: Corpus, path: Path, size: int, sha: str, strict: bool) -> Non
     warnings.warn(message + "; using it", EditionWarning, stacklevel=3)
 
 
+def _sidecar(target: Path) -> Path:
+    """Where the sha256 of the accepted download of ``target`` is kept."""
+    return target.with_name(target.name + ".sha256")
+
+
+def _cached(corpus: Corpus, target: Path, strict: bool) -> bool:
+    """Whether the cached ``target`` is the file that was accepted when it was downloaded.
+
+    An exact registry edition is always good. A newer edition is good only if the sidecar says it
+    was accepted that way, and ``strict`` refuses it without deleting it. Anything else (a changed
+    byte, a cache from before sidecars) is not trusted: the caller downloads again.
+    """
+    if not target.exists():
+        return False
+    sha = hashlib.sha256(target.read_bytes()).hexdigest()
+    sidecar = _sidecar(target)
+    accepted = sidecar.read_text(encoding="ascii").strip() if sidecar.exists() else None
+    if sha == corpus.sha256:
+        if accepted != sha:
+            sidecar.write_text(sha + "\n", encoding="ascii")
+        return True
+    if sha != accepted:
+        return False
+    message = (f"{corpus.name}: the cached {target} is a newer edition than the registry's "
+               f"(sha256 {sha[:12]}… vs {corpus.sha256[:12]}…)")
+    if strict:
+        raise CorpusError(message + "; strict=True refuses it. Delete it to download again.")
+    warnings.warn(message + "; using it", EditionWarning, stacklevel=3)
+    return True
+
+
 def fetch(name: str, strict: bool = False) -> Path:
     """The cached raw file of corpus ``name``, downloading and verifying it first if needed.
 
-    The download goes to a temporary file beside the cache and is moved in with one atomic
-    rename, so a failed or refused download never leaves a half file behind.
+    Its URLs are tried in order (see ``source_urls``). A download goes to a temporary file beside
+    the cache and is moved in with one atomic rename, so a failed or refused download never
+    leaves a half file behind, nor destroys the cached one.
     """
     corpus = get_corpus(name)
     target = cache_dir() / corpus.filename
-    if target.exists():
-        raw = target.read_bytes()
-        try:
-            _check(corpus, target, len(raw), hashlib.sha256(raw).hexdigest(), strict)
-            return target
-        except CorpusError:
-            target.unlink()  # a damaged cache file: fetch it again
+    if _cached(corpus, target, strict):
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{corpus.filename}.", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        size, sha = _download(source_url(corpus), tmp)
-        _check(corpus, tmp, size, sha, strict)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; the cache is an ordinary folder
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    urls, failures = source_urls(corpus), []
+    for url in urls:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{corpus.filename}.", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            size, sha = _download(url, tmp)
+            _check(corpus, tmp, size, sha, strict)
+            os.chmod(tmp, 0o644)  # mkstemp makes files private; the cache is an ordinary folder
+            os.replace(tmp, target)
+            _sidecar(target).write_text(sha + "\n", encoding="ascii")
+            return target
+        except CorpusError as err:
+            failures.append(f"{url}: {err}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    tried = "\n  ".join(failures)
+    raise CorpusError(f"could not fetch corpus {name!r}; tried {len(urls)} URL(s):\n  {tried}\n"
+                      "Try again later, pick corpus 'tiny_shakespeare' (hosted on GitHub, not Gutenberg), "
+                      "or set TEXTLAB_MIRROR to a folder or base URL holding the files (e.g. ../shared/data).")
 
 
 # ---------------------------------------------------------------------------- cleaning
 
-_START = re.compile(r"^\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
+_START = re.compile(r"^[ \t]*\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
 _END = re.compile(r"^[ \t]*\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK.*$", re.M | re.I)
 _END_LINE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg'?s? .*$", re.M | re.I)
+# "[Illustration]", "[Illustration: caption]" (captions may run over several lines), transcriber notes.
+_ILLUSTRATION = re.compile(r"[ \t]*\[(?:Illustration\b|Transcriber['’]s [Nn]otes?\b)[^\]]*\]", re.I)
+_NUMERIC_ENTITY = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9a-fA-F]{1,6});")
 
 
-def clean_text(raw: str) -> tuple[str, CleanReport]:
-    """Strip a Project Gutenberg header/footer and the BOM, turn CRLF into LF, normalise to NFC.
+def clean_text(raw: str, drop_illustrations: bool = False) -> tuple[str, CleanReport]:
+    """Strip a Project Gutenberg header/footer and the BOM, turn CRLF into LF, decode numeric HTML
+    entities (``&#225;`` → ``á``), normalise to NFC.
 
+    ``drop_illustrations=True`` also removes Gutenberg's ``[Illustration: …]`` (captions may run over
+    several lines) and ``[Transcriber's Note: …]`` blocks. It is off by default, so the course's
+    texts stay exactly as the notebooks' recorded outputs describe them.
     Texts without a Gutenberg header are kept whole. Returns the text and what was removed.
     """
     report = CleanReport()
@@ -248,15 +309,20 @@ def clean_text(raw: str) -> tuple[str, CleanReport]:
             body_end = last.start()
         report.header, report.footer = text[:start.end()], text[body_end:]
         text = text[start.end():body_end].strip("\n") + "\n"
+    if drop_illustrations:
+        blocks = _ILLUSTRATION.findall(text)
+        report.illustrations, report.illustration_chars = len(blocks), sum(map(len, blocks))
+        text = _ILLUSTRATION.sub("", text)
+    text, report.html_entities = _NUMERIC_ENTITY.subn(lambda m: html.unescape(m.group()), text)
     normal = unicodedata.normalize("NFC", text)
     report.nfc_changed = len(normal) - len(text)
     return normal, report
 
 
-def load_corpus(name: str, strict: bool = False) -> Text:
-    """Download (once), verify and clean a registered corpus."""
+def load_corpus(name: str, strict: bool = False, drop_illustrations: bool = False) -> Text:
+    """Download (once), verify and clean a registered corpus (see ``clean_text``)."""
     raw = fetch(name, strict=strict).read_bytes().decode("utf-8")
-    text, report = clean_text(raw)
+    text, report = clean_text(raw, drop_illustrations)
     return Text(text, name, report)
 
 

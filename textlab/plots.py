@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
+from .training import kept_record
 from .vocab import CharVocab
 
 
@@ -122,7 +123,7 @@ def plot_histories(histories: dict[str, list[dict]], baseline_bpc: float | None 
         trained = [(xv, r["train_bpc"]) for xv, r in zip(xs, history) if r["train_bpc"] is not None]
         if trained:
             ax.plot(*zip(*trained), "--", color=line.get_color(), alpha=0.6, label=f"{prefix}training")
-        kept = min(range(len(history)), key=lambda i: history[i].get("dev_bpc", history[i]["val_bpc"]))
+        kept = history.index(kept_record(history))
         ax.plot(xs[kept], history[kept]["val_bpc"], "o", markersize=10, markerfacecolor="none",
                 color=line.get_color(), label=f"{prefix}kept: {history[kept]['val_bpc']:.3f}")
     if baseline_bpc is not None:

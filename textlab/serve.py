@@ -40,6 +40,7 @@ from .config import TextlabError
 from .models import count_parameters
 from .plots import show_char
 from .sampling import _prime_ids, check_params, generate_from, seeded_uniforms
+from .training import kept_record
 from .vocab import CharVocab
 from .widgets import CHART_BARS, _model_pairs, next_char_bars
 
@@ -159,7 +160,7 @@ class ModelInfo(BaseModel):
     kind: str                      # lstm, gpt or gpt2
     parameters: int | None
     vocab_size: int | None
-    val_bpc: float | None          # the best validation bits per character in its history
+    val_bpc: float | None          # validation bits per character of the kept weights (training.kept_record)
     trained_on: str | None         # the characters it knows (a checkpoint does not name its corpus)
     loaded: bool
 
@@ -403,12 +404,11 @@ class Registry:
         return served
 
     def info(self, served: Served) -> ModelInfo:
-        bpcs = [r["val_bpc"] for r in served.history if "val_bpc" in r]
         chars = "".join(served.vocab.chars) if served.vocab else None
         return ModelInfo(name=served.name, kind=served.kind,
                          parameters=count_parameters(served.model) if served.model is not None else None,
                          vocab_size=len(served.vocab) if served.vocab else None,
-                         val_bpc=min(bpcs) if bpcs else None,
+                         val_bpc=kept_record(served.history)["val_bpc"] if served.history else None,
                          trained_on=(f"{len(chars)} characters: {chars[:80]}" if chars else "web text (WebText)"),
                          loaded=served.model is not None)
 

@@ -351,6 +351,15 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     return result
 
 
+def kept_record(history: list[dict]) -> dict:
+    """The evaluation whose weights ``train`` kept: the best on the dev text.
+
+    Its ``val_bpc`` is the model's validation score, the course's one yardstick. (A history from
+    before dev texts existed has no ``dev_bpc``; its best ``val_bpc`` was the one kept then.)
+    """
+    return min(history, key=lambda r: r.get("dev_bpc", r["val_bpc"]))
+
+
 class PrintSamples:
     """A training callback: at each evaluation, print the score and a short sample on one line.
 

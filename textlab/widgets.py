@@ -67,6 +67,20 @@ def sample_html(header: str, prime: str, text: str) -> str:
             f"{html.escape(generated)}</div>")
 
 
+def failure_message(err: Exception) -> str:
+    """What the panel shows instead of a sample: the error's type and message, and what to try.
+
+    An exception raised in a widget callback is not shown anywhere by Jupyter or Colab: without
+    this the panel would simply look frozen.
+    """
+    if isinstance(err, (TextlabError, ValueError)):  # bad input, e.g. a prime the vocabulary lacks
+        hint = "change the prime or the sliders above"
+    else:                                            # the model or the library itself failed
+        hint = ("move a slider to try again; if it keeps failing, re-run the cells that build the "
+                "model and this panel (`raise panel.error` in a cell shows the full traceback)")
+    return f"cannot sample: {type(err).__name__}: {err}\nTry: {hint}."
+
+
 def error_html(header: str, message: str) -> str:
     return (f'<div style="{_HEADER_STYLE}">{html.escape(header)}</div>'
             f'<div style="{_ERROR_STYLE}">{html.escape(message)}</div>')
@@ -155,7 +169,8 @@ class SamplerPanel(_Shown):
 
     After each change ``text`` holds the current sample of the first model and ``chart_data``
     its chart as (character, probability) pairs; ``texts`` and ``charts`` hold every model's,
-    by name (empty after an error, which shows in the sample box instead of being raised).
+    by name (empty after an error, which shows in the sample box instead of being raised;
+    ``error`` keeps the last one, for its traceback).
     """
 
     def __init__(self, models, vocab: CharVocab | None = None, prime: str = "\n", length: int = 300,
@@ -184,6 +199,7 @@ class SamplerPanel(_Shown):
                       for name, (model, vocab) in pairs.items()}
         self.texts: dict[str, str] = {}
         self.charts: dict[str, list[tuple[str, float]]] = {}
+        self.error: Exception | None = None
         self.widget = self._layout()
         for control in (self.temperature, self.top_k, self.top_p, self.length, self.prime, self.seed):
             control.observe(self._on_change, names="value")
@@ -233,14 +249,15 @@ class SamplerPanel(_Shown):
         top_p = self.top_p.value if self.top_p.value < 1 else None
         header = settings_line(temperature, top_k, top_p, seed)
         title = f"next character after {visible_char_tail(prime)}"
+        self.error = None
         for name, view in self.views.items():
             label = header if len(self.views) == 1 else f"{name}: {header}"
             try:
                 text = sample(view.model, view.vocab, prime, length, temperature, top_k, top_p, seed)
                 bars = next_char_bars(view.model, view.vocab, prime, temperature, top_k, top_p)
-            except (TextlabError, ValueError) as err:  # e.g. a bad prime: say so where the text goes
-                self.texts[name], self.charts[name] = "", []
-                view.sample.value = error_html(label, f"cannot sample: {err}")
+            except Exception as err:  # noqa: BLE001 — raised in a widget callback it would vanish
+                self.error, self.texts[name], self.charts[name] = err, "", []
+                view.sample.value = error_html(label, failure_message(err))
                 view.chart.value = ""
                 continue
             self.texts[name], self.charts[name] = text, bars
