@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("transformers")
 
+import textlab  # noqa: E402
 from textlab import TextlabError, gpt2  # noqa: E402
 from textlab.gpt2 import (PretrainedUnavailable, bpc, chars_per_token, fine_tune, generate,  # noqa: E402
                           hub_available, load_pretrained, token_pieces)
@@ -81,22 +83,26 @@ def test_sliding_window_scores_every_token_once_with_its_context(tiny):
     window = 16
     assert len(ids) > 2 * window
     nats = 0.0
-    with torch.no_grad():  # by hand: token t predicted from at most window - 1 tokens before it
+    with torch.no_grad():  # by hand: token t predicted from the (at most) 16 tokens before it
         for t in range(1, len(ids)):
-            context = torch.tensor(ids[max(0, t - window + 1):t])
+            context = torch.tensor(ids[max(0, t - window):t])
             nats -= model(context[None]).logits[0, -1].log_softmax(-1)[ids[t]].item()
-    assert bpc(model, tokenizer, text, window=window, stride=1) == pytest.approx(
+    assert bpc(model, tokenizer, text, context=window - 1, stride=1) == pytest.approx(
         nats / (math.log(2) * len(text)), rel=1e-5)
     # Bigger strides give each token less context, never a different count of tokens.
-    assert bpc(model, tokenizer, text, window=window, stride=8) == pytest.approx(
-        bpc(model, tokenizer, text, window=window, stride=1), rel=0.1)
+    assert bpc(model, tokenizer, text, context=8, stride=8) == pytest.approx(
+        bpc(model, tokenizer, text, context=15, stride=1), rel=0.1)
+    # The same path as the character models: textlab.evaluate on the adapted model.
+    assert bpc(model, tokenizer, text) == pytest.approx(textlab.evaluate(
+        gpt2.TokenModel(model), torch.tensor(ids), chars=len(text)), rel=1e-6)
 
 
 def test_bpc_rejects_bad_windows(tiny):
     model, tokenizer = tiny
-    for window, stride in [(16, 16), (16, 0), (CONTEXT + 1, 8)]:
-        with pytest.raises(ValueError, match="stride"):
-            bpc(model, tokenizer, ENGLISH, window=window, stride=stride)
+    with pytest.raises(ValueError, match="stride"):
+        bpc(model, tokenizer, ENGLISH, context=8, stride=0)
+    with pytest.raises(ValueError, match="block_size"):
+        bpc(model, tokenizer, ENGLISH, context=CONTEXT, stride=8)
     with pytest.raises(ValueError, match="empty"):
         bpc(model, tokenizer, "")
 
@@ -118,6 +124,30 @@ def test_generate_is_reproducible_and_exactly_as_long_as_asked(tiny):
         generate(model, tokenizer, "The", 10, temperature=-1)
 
 
+class WritesCyrillic(torch.nn.Module):
+    """The tiny GPT-2, its logits steered to write "я" for ever: byte D1, then byte 8F, then D1 …"""
+
+    def __init__(self, model, tokenizer):
+        super().__init__()
+        self.model, self.config = model, model.config
+        self.first, self.second = gpt2.encode(tokenizer, "я")  # one letter, two byte-level tokens
+
+    def forward(self, input_ids, **kwargs):
+        out = self.model(input_ids, **kwargs)
+        after = torch.where(input_ids == self.first, self.second, self.first)  # (B, T)
+        out.logits = out.logits + 100 * F.one_hot(after, out.logits.shape[-1])
+        return out
+
+
+def test_generation_never_ends_inside_a_character(tiny):
+    model, tokenizer = tiny
+    writer = WritesCyrillic(model, tokenizer)
+    assert gpt2.decode(tokenizer, [writer.first]) == "\N{REPLACEMENT CHARACTER}"  # half a letter
+    for length in (1, 2, 3, 7):
+        assert generate(writer, tokenizer, "A", length, temperature=0) == "A" + "я" * length
+    assert generate(writer, tokenizer, "A", 40, seed=0) == "A" + "я" * 40  # sampling too (p ≈ 1)
+
+
 def test_greedy_generation_with_the_cache_equals_rereading(tiny):
     model, tokenizer = tiny
     prime, length = "The dog", 200
@@ -135,15 +165,43 @@ def test_fine_tuning_lowers_the_bits_per_character(tiny):
     model, tokenizer = tiny
     train_text, val_text = ENGLISH, ENGLISH[:1500]
     before = bpc(model, tokenizer, val_text)
-    history = fine_tune(model, tokenizer, train_text, val_text, steps=30, lr=1e-2, warmup=0.1,
-                        batch_size=8, seq_len=32, eval_every=10, device="cpu", progress=False)
-    assert [row["step"] for row in history] == [0, 10, 20, 30]
+    seen = []
+    result = fine_tune(model, tokenizer, train_text, val_text, steps=30, lr=1e-2, warmup=0.1,
+                       batch_size=8, seq_len=32, eval_every=10, device="cpu", progress=False,
+                       callbacks=[SimpleNamespace(on_eval=lambda record: seen.append(dict(record)))])
+    history = result.history
+    assert seen == history  # a callback (a live plot) sees the records in characters too
+    assert [row["step"] for row in history] == [0, 10, 20, 30] and result.stopped == "budget"
     assert history[0]["val_bpc"] == pytest.approx(before)
-    assert set(history[-1]) == {"step", "seconds", "tokens_seen", "lr", "train_bpc", "val_bpc"}
+    assert set(history[-1]) == {"step", "seconds", "tokens_seen", "lr", "train_bpc", "dev_bpc", "val_bpc"}
+    assert history[0]["train_bpc"] is None and history[-1]["tokens_seen"] == 30 * 8 * 32
     after = bpc(model, tokenizer, val_text)
-    assert not model.training
-    assert after == pytest.approx(min(row["val_bpc"] for row in history))  # the best weights are kept
+    assert not model.training and result.model is model
+    kept = min(history, key=lambda row: row["dev_bpc"])  # the weights kept are chosen on dev, not val
+    assert after == pytest.approx(kept["val_bpc"]) == pytest.approx(result.val_bpc)
     assert after < before - 1.0, f"{before:.2f} → {after:.2f} bpc"
+    # train_bpc is in bits per character: per-token loss / characters per token, near the dev score
+    assert history[-1]["train_bpc"] == pytest.approx(history[-1]["dev_bpc"], rel=0.5)
+
+
+def test_a_nan_during_fine_tuning_keeps_the_best_weights(tiny):
+    model, tokenizer = tiny
+    calls = []
+
+    def poison(module, args, output):  # the third training step's logits become NaN
+        if module.training:
+            calls.append(1)
+            if len(calls) == 3:
+                output.logits = output.logits * math.nan
+        return output
+
+    model.register_forward_hook(poison)
+    result = fine_tune(model, tokenizer, ENGLISH, ENGLISH[:600], steps=10, lr=1e-2, batch_size=4, seq_len=32,
+                       eval_every=1, device="cpu", progress=False)
+    assert result.stopped == "nan" and "lr=" in result.message
+    assert [row["step"] for row in result.history] == [0, 1, 2]
+    assert not model.training and all(torch.isfinite(p).all() for p in model.parameters())
+    assert bpc(model, tokenizer, ENGLISH[:600]) == pytest.approx(result.val_bpc)
 
 
 def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
@@ -155,9 +213,9 @@ def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
     with pytest.raises(TextlabError, match="steps ≤ 50"):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=500, device="cpu")
     assert time.perf_counter() - start < 1  # refused before any work
-    history = fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=2, batch_size=2, seq_len=16, eval_every=2,
-                        device="cpu", progress=False)  # a taste is allowed
-    assert history[-1]["step"] == 2
+    result = fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=2, batch_size=2, seq_len=16, eval_every=2,
+                       device="cpu", progress=False)  # a taste is allowed
+    assert result.history[-1]["step"] == 2
     with pytest.raises(TypeError, match="unknown training option"):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, epochs=3)
 

@@ -122,3 +122,46 @@ def test_sampling_with_the_cache_equals_rereading(trained_gpt):
     assert "sat on the" in fast[len(prime):]
     a, b = (sample(model, vocab, "the", length=50, temperature=1.0, seed=3) for _ in range(2))
     assert a == b and len(a) == 53
+
+
+def test_residual_projections_are_named_and_scaled_by_depth():
+    torch.manual_seed(0)
+    model = MiniGPT(V, hidden_size=64, num_layers=8, n_head=4, block_size=8)
+    for block in model.blocks:  # 0.02 / √(2 × 8) = 0.005: the sum of 16 residual additions stays O(1)
+        for proj in (block.attn.proj, block.mlp.proj):
+            assert proj.weight.std().item() == pytest.approx(0.005, rel=0.1)
+        assert block.mlp.fc.weight.std().item() == pytest.approx(0.02, rel=0.1)
+        assert block.attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_checkpoints_from_before_the_names_still_load(tiny_gpt):
+    old = {k.replace("mlp.fc.", "mlp.0.").replace("mlp.proj.", "mlp.2."): v
+           for k, v in tiny_gpt.state_dict().items()}
+    assert "blocks.0.mlp.2.weight" in old and "blocks.0.mlp.proj.weight" not in old
+    torch.manual_seed(1)
+    fresh = MiniGPT(V, hidden_size=32, num_layers=2, n_head=4, block_size=8).eval()
+    fresh.load_state_dict(old)  # strict: every key found, none left over
+    x = torch.randint(V, (2, 8))
+    assert torch.equal(fresh(x)[0], tiny_gpt(x)[0])
+
+
+def test_attention_by_hand_equals_the_module(trained_gpt):
+    from textlab.analysis import attention_by_hand, attention_input, attention_weights, plot_attention
+
+    model, vocab, _, _ = trained_gpt
+    line = "the cat sat on the mat."
+    for layer in range(len(model.blocks)):
+        x = attention_input(model, vocab, line, layer)               # (T, C)
+        weights, y = attention_by_hand(model.blocks[layer].attn, x)
+        with torch.no_grad():
+            own, _ = model.blocks[layer].attn(x[None])               # the fused kernel
+        assert torch.allclose(y, own[0], atol=1e-5)
+        assert weights.shape == (model.config.n_head, len(line), len(line))
+        assert torch.allclose(weights.sum(-1), torch.ones(model.config.n_head, len(line)), atol=1e-6)
+        assert torch.all(weights.triu(1) == 0)                      # nothing looks ahead
+    maps = attention_weights(model, vocab, line, layer=1)
+    assert torch.equal(maps, weights)
+    ax = plot_attention(maps[0], line)
+    assert len(ax.get_xticklabels()) == len(line) and ax.get_xticklabels()[3].get_text() == "␣"
+    with pytest.raises(ValueError, match="one head"):
+        plot_attention(maps, line)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .config import TextlabError
 from .batches import score_windows
-from .models import CharLSTM, evaluating
+from .models import CharLSTM, MiniGPT, evaluating
 from .plots import show_char
 from .sampling import generate_ids, probabilities
 from .training import LN2, default_context
@@ -391,3 +391,74 @@ def plot_temperature_sweep(rows: list[dict], axes=None):
         ax.set_ylim(0, 1.05)
     axes[0].figure.tight_layout()
     return axes
+
+
+# ---------------------------------------------------------------------------------------------
+# Attention you can see (MiniGPT)
+
+
+@torch.no_grad()
+def attention_input(model: MiniGPT, vocab: CharVocab, text: str, layer: int = 0) -> torch.Tensor:
+    """What layer ``layer``'s attention reads for ``text``: (T, C), the residual stream after ``ln1``."""
+    if not isinstance(model, MiniGPT):
+        raise TextlabError("attention belongs to MiniGPT: pass a MiniGPT (a CharLSTM has none)")
+    if not 0 <= layer < len(model.blocks):
+        raise ValueError(f"layer must be in 0..{len(model.blocks) - 1}, not {layer}")
+    ids = vocab.encode(text)[-model.config.block_size:]
+    seen = []
+    hook = model.blocks[layer].attn.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    try:
+        with evaluating(model):
+            model(ids[None].to(next(model.parameters()).device))
+    finally:
+        hook.remove()
+    return seen[0][0]
+
+
+@torch.no_grad()
+def attention_by_hand(attn: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One attention layer computed step by step: the weights (heads, T, T) and the output (T, C).
+
+    Each position's query is compared with every key: q·kᵀ/√d, d the head size. A position may
+    not look ahead (the causal mask sets the future to -∞), and a softmax turns each row into
+    weights that sum to 1. The output mixes the values with those weights, head by head; the
+    heads are laid side by side and projected. It equals ``attn``'s own output, which gets there
+    with one fused call (``F.scaled_dot_product_attention``).
+    """
+    T, C = x.shape
+    heads = attn.n_head
+    d = C // heads
+    q, k, v = attn.qkv(x).split(C, dim=1)                         # each (T, C)
+    q, k, v = (t.view(T, heads, d).transpose(0, 1) for t in (q, k, v))  # each (heads, T, d)
+    scores = q @ k.transpose(1, 2) / math.sqrt(d)                  # (heads, T, T)
+    future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+    weights = scores.masked_fill(future, -math.inf).softmax(-1)    # row t: how much t looks at each s ≤ t
+    y = (weights @ v).transpose(0, 1).reshape(T, C)                # (heads, T, d) → (T, C)
+    return weights, attn.proj(y)
+
+
+def attention_weights(model: MiniGPT, vocab: CharVocab, text: str, layer: int = 0) -> torch.Tensor:
+    """(heads, T, T): for each head, how much each character of ``text`` attends to each one before it."""
+    x = attention_input(model, vocab, text, layer)
+    return attention_by_hand(model.blocks[layer].attn, x)[0].cpu()
+
+
+def plot_attention(weights: torch.Tensor, text: str, ax=None, title: str = ""):
+    """A heat-map of one head's weights: row = the character reading, column = the one it looks at."""
+    weights = torch.as_tensor(weights)
+    if weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(f"weights must be one head's (T, T) matrix, got shape {tuple(weights.shape)}")
+    text = text[-len(weights):]
+    if len(text) != len(weights):
+        raise ValueError(f"the text has {len(text)} characters but the weights are for {len(weights)}")
+    if ax is None:
+        size = min(12.0, 2 + 0.22 * len(text))
+        _, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(weights.numpy(), cmap="Blues", vmin=0, vmax=1)
+    labels = [show_char(c) for c in text]
+    ax.set_xticks(range(len(text)), labels, fontsize=8)
+    ax.set_yticks(range(len(text)), labels, fontsize=8)
+    ax.set_xlabel("looks at (earlier character)")
+    ax.set_ylabel("reading (predicts the next)")
+    ax.set_title(title or "attention weights of one head")
+    return ax

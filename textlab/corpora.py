@@ -123,8 +123,14 @@ def registry() -> dict[str, Corpus]:
             for entry in data["corpora"]}
 
 
+def data_files() -> dict[str, Corpus]:
+    """Other files fetched like the corpora (``fetch(name)``) that are not course texts: GPT-2's tokenizer."""
+    data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
+    return {entry["name"]: Corpus(**entry) for entry in data.get("files", [])}
+
+
 def get_corpus(name: str) -> Corpus:
-    corpora = registry()
+    corpora = {**registry(), **data_files()}
     if name not in corpora:
         raise CorpusError(f"unknown corpus {name!r}; known: {', '.join(corpora)} "
                           "(for your own file use load_text(path) or --text PATH)")

@@ -14,36 +14,54 @@ textlab works as before.
     model, tokenizer = load_pretrained("distilgpt2")
     bpc(model, tokenizer, split.val)                    # bits per character on the same val text
     generate(model, tokenizer, "ROMEO:", temperature=0.8)
-    history = fine_tune(model, tokenizer, split.train, split.val, minutes=3)
+    result = fine_tune(model, tokenizer, split.train, split.val, minutes=3)   # textlab.train's loop
+
+The tokenizer alone needs no hub: ``load_tokenizer()`` rebuilds GPT-2's from its public ranks
+file (fetched like a course text), so token pieces and characters per token work offline.
+
+    tokenizer = load_tokenizer()
+    token_pieces(tokenizer, "Мой дядя самых честных правил")   # Cyrillic letters cut into bytes
+    chars_per_token_table(tokenizer)                             # every course text
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import math
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .batches import make_batches
 from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
+from .corpora import fetch, get_corpus, load_corpus, registry
 from .models import count_parameters
 from .sampling import check_params, probabilities
-from .training import LN2, _autocast, advance, apply_lr, make_optimizer, optimizer_step, progress_bar
+from .training import TrainResult, evaluate, train
 
 HUB_URL = "https://huggingface.co"
 HUB_PROBE_TIMEOUT = 2.0  # seconds: one quick probe, instead of transformers' ~30 s of retries
 # On a CPU a real GPT-2 (≥ this many parameters) fine-tunes only for a taste: at most this budget.
 CPU_BIG_MODEL_PARAMS = 10_000_000
 CPU_MAX_MINUTES, CPU_MAX_STEPS = 2.0, 50
+SCORE_BATCH = 2  # windows scored at once: each holds block × 50 257 logits (400 MB for GPT-2)
+
+
+# Published, not measured here: GPT-2 zero-shot (Radford et al. 2019, "Language Models are
+# Unsupervised Multitask Learners", Table 3). text8 in bits per character, enwik8 in bits per byte.
+PUBLISHED = {
+    "GPT-2 117M": {"text8 bpc": 1.17, "enwik8 bits/byte": 1.16},
+    "GPT-2 345M": {"text8 bpc": 1.06, "enwik8 bits/byte": 1.01},
+    "GPT-2 762M": {"text8 bpc": 1.02, "enwik8 bits/byte": 0.97},
+    "GPT-2 1542M": {"text8 bpc": 0.98, "enwik8 bits/byte": 0.93},
+}
 
 
 class PretrainedUnavailable(TextlabError):
@@ -135,11 +153,123 @@ def load_pretrained(name_or_path: str | os.PathLike = "distilgpt2", device: str 
         raise PretrainedUnavailable(f"could not load the pretrained model {source!r}: {first_line}") from None
 
 
+# ---------------------------------------------------------------------------- the tokenizer, offline too
+
+GPT2_TOKENIZER = "gpt2_tokenizer"  # its entry in data/corpora.json: fetched like a corpus
+END_OF_TEXT = "<|endoftext|>"      # id 50256, the one token not in the ranks file
+# GPT-2's pre-tokenizer: text is first cut into words, numbers, punctuation runs and spaces,
+# and BPE merges bytes only inside each piece (tiktoken's r50k pattern).
+GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
+
+
+def bpe_ranks(path: str | os.PathLike | None = None) -> dict[bytes, int]:
+    """GPT-2's vocabulary as ``{token bytes: id}``; the id is also the merge's rank (lower = merged first).
+
+    Read from a tiktoken file (one ``base64(bytes) id`` per line); by default the course's copy,
+    fetched like a corpus: downloaded once, sha256 checked, cached, or taken from ``TEXTLAB_MIRROR``.
+    """
+    if path is None:
+        path = fetch(GPT2_TOKENIZER, strict=True)  # a tokenizer file is either exact or wrong
+    ranks = {}
+    for line in Path(path).read_bytes().splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def _merge(parts: list[bytes], ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
+    """Byte-pair encoding: merge the adjacent pair of lowest rank until none is left (below ``max_rank``)."""
+    while True:
+        pairs = [(ranks.get(a + b), i) for i, (a, b) in enumerate(zip(parts, parts[1:]))]
+        pairs = [(r, i) for r, i in pairs if r is not None and (max_rank is None or r < max_rank)]
+        if not pairs:
+            return parts
+        _, i = min(pairs)
+        parts = parts[:i] + [parts[i] + parts[i + 1]] + parts[i + 2:]
+
+
+def tokenizer_from_ranks(ranks: dict[bytes, int] | None = None, backend: str = "transformers"):
+    """GPT-2's tokenizer built from its ranks file, without the hub.
+
+    ``backend="transformers"`` builds a ``GPT2TokenizerFast``, the same kind of object as
+    ``AutoTokenizer.from_pretrained("gpt2")``: each token of two or more bytes is the merge of
+    the two pieces that BPE, using only the merges ranked before it, cuts it into; that list of
+    merges is GPT-2's ``merges.txt``. ``backend="tiktoken"`` hands the ranks to ``tiktoken``.
+    """
+    ranks = bpe_ranks() if ranks is None else ranks
+    eot = len(ranks)  # 50256
+    if backend == "tiktoken":
+        try:
+            import tiktoken
+        except ImportError:
+            raise PretrainedUnavailable("backend='tiktoken' needs tiktoken: pip install tiktoken") from None
+        return tiktoken.Encoding("gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                                 special_tokens={END_OF_TEXT: eot})
+    if backend != "transformers":
+        raise ValueError(f"backend must be 'transformers' or 'tiktoken', not {backend!r}")
+    transformers = _transformers()
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    byte_char = bytes_to_unicode()  # byte-level BPE writes each byte as a printable character
+    spell = lambda token: "".join(byte_char[b] for b in token)  # noqa: E731
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) > 1:
+            left, right = _merge([bytes([b]) for b in token], ranks, max_rank=rank)
+            merges.append((spell(left), spell(right)))
+    bpe = Tokenizer(models.BPE({spell(t): r for t, r in ranks.items()}, merges))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's own pattern inside
+    bpe.decoder = decoders.ByteLevel()
+    tokenizer = transformers.GPT2TokenizerFast(tokenizer_object=bpe, bos_token=END_OF_TEXT,
+                                               eos_token=END_OF_TEXT, unk_token=END_OF_TEXT)
+    tokenizer.model_max_length = 1024
+    assert tokenizer.convert_tokens_to_ids(END_OF_TEXT) == eot
+    return tokenizer
+
+
+def load_tokenizer(name: str = "gpt2", cache_dir: str | os.PathLike | None = None):
+    """GPT-2's tokenizer: from the hub (or its local cache) when possible, else built from the ranks file.
+
+    Online this is ``AutoTokenizer.from_pretrained(name)``. Offline, GPT-2 and distilgpt2 (they
+    share one tokenizer) are rebuilt from ``gpt2.tiktoken`` (``tokenizer_from_ranks``): the same
+    ids, with transformers if it is installed, else with tiktoken.
+    """
+    try:
+        transformers = _transformers()
+    except PretrainedUnavailable:
+        return tokenizer_from_ranks(backend="tiktoken")
+    kwargs = {"cache_dir": cache_dir}
+    try:
+        return transformers.AutoTokenizer.from_pretrained(name, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass
+    if hub_available():
+        try:
+            return transformers.AutoTokenizer.from_pretrained(name, **kwargs)
+        except (OSError, ValueError):
+            pass
+    if name not in ("gpt2", "distilgpt2"):
+        raise PretrainedUnavailable(f"the tokenizer of {name!r} is not on this machine and the hub cannot be "
+                                    "reached; offline only GPT-2's (name='gpt2') can be rebuilt")
+    return tokenizer_from_ranks()
+
+
 # ---------------------------------------------------------------------------- tokens
 
 def encode(tokenizer, text: str) -> list[int]:
     """Token ids of ``text``, without special tokens (and without the "too long" warning)."""
+    if hasattr(tokenizer, "encode_ordinary"):  # a tiktoken Encoding
+        return tokenizer.encode_ordinary(text)
     return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def decode(tokenizer, ids: list[int]) -> str:
+    """The text of token ids; bytes that do not complete a character become "�"."""
+    if hasattr(tokenizer, "encode_ordinary"):
+        return tokenizer.decode(ids, errors="replace")
+    return tokenizer.decode(ids, clean_up_tokenization_spaces=False)
 
 
 def chars_per_token(tokenizer, text: str) -> float:
@@ -156,7 +286,35 @@ def chars_per_token(tokenizer, text: str) -> float:
 
 def token_pieces(tokenizer, text: str) -> list[str]:
     """How the tokenizer cuts ``text``: each token decoded alone ("�" marks part of a letter)."""
-    return [tokenizer.decode([i], clean_up_tokenization_spaces=False) for i in encode(tokenizer, text)]
+    return [decode(tokenizer, [i]) for i in encode(tokenizer, text)]
+
+
+def chars_per_token_table(tokenizer, names: list[str] | None = None) -> dict[str, dict]:
+    """For each course corpus: its characters, distinct characters, GPT-2 tokens and characters per token.
+
+    The trade of a tokenizer in one table: a vocabulary of ~100 characters makes sequences as
+    long as the text; GPT-2's 50 257 tokens make English ~4× shorter, Russian hardly shorter at all.
+    Show it with ``textlab.plots.show_table``.
+    """
+    rows = {}
+    for name in names or list(registry()):
+        text = load_corpus(name).text
+        tokens = len(encode(tokenizer, text))
+        rows[name] = {"language": get_corpus(name).language, "characters": len(text),
+                      "distinct chars": len(set(text)), "GPT-2 tokens": tokens, "chars/token": len(text) / tokens}
+    return rows
+
+
+def perplexity_to_bpc(perplexity: float, units: int, chars: int) -> float:
+    """Bits per character from a perplexity per token (or per word) over a text.
+
+    Perplexity is 2^(bits per unit), so the text costs ``units × log2(perplexity)`` bits in all,
+    and each of its ``chars`` characters ``units / chars × log2(perplexity)``: a token perplexity
+    of 20 at 4 characters per token is log2(20) / 4 ≈ 1.08 bits per character.
+    """
+    if perplexity < 1 or units < 1 or chars < 1:
+        raise ValueError(f"need perplexity ≥ 1 and positive counts, got {perplexity}, {units}, {chars}")
+    return units * math.log2(perplexity) / chars
 
 
 def _start_token(tokenizer) -> int:
@@ -175,42 +333,57 @@ def context_size(model: nn.Module) -> int:
 
 # ---------------------------------------------------------------------------- scoring and sampling
 
-@torch.inference_mode()
-def bpc(model: nn.Module, tokenizer, text: str, window: int | None = None, stride: int | None = None) -> float:
+class TokenModel(nn.Module):
+    """A Hugging Face causal LM behind textlab's model contract, so ``train`` and ``evaluate`` take it.
+
+    ``logits, state = model(x, state)`` with ``x`` token ids; like MiniGPT it reads windows of
+    at most ``config.block_size`` tokens and carries no state (``stateful = False``).
+    """
+
+    stateful = False
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+        self.config = SimpleNamespace(block_size=context_size(lm))
+        self.train(lm.training)  # in the mode it found the model in: scoring must not switch it
+
+    def forward(self, x: torch.Tensor, state=None) -> tuple[torch.Tensor, None]:
+        return self.lm(x, use_cache=False).logits, None  # (B, T) → (B, T, vocab)
+
+
+def scorer(tokenizer, context: int | None = None, stride: int | None = None,
+           batch_size: int = SCORE_BATCH) -> Callable[[nn.Module, torch.Tensor], float]:
+    """``score(model, ids) → bits per character`` for token ids: ``textlab.evaluate`` with the characters counted.
+
+    The ids are read after a start token, so the first one is predicted too; the bits of all of
+    them are divided by the characters they spell. Windows as in ``evaluate`` (default: context
+    half the model's, stride the other half); ``batch_size`` windows at a time (each holds a
+    block × 50 257 logits, so few).
+    """
+    start = torch.tensor([_start_token(tokenizer)])
+
+    def score(model: nn.Module, ids: torch.Tensor) -> float:
+        chars = len(decode(tokenizer, ids.tolist()))
+        return evaluate(model, torch.cat([start, ids]), context, stride, chars=chars, batch_size=batch_size)
+
+    return score
+
+
+def bpc(model: nn.Module, tokenizer, text: str, context: int | None = None, stride: int | None = None,
+        batch_size: int = SCORE_BATCH) -> float:
     """Bits per character of a token-level model on ``text``, every character paid for.
 
-    The text is tokenized after a start token, and every token is predicted from the tokens
-    before it. A text longer than the model's ``window`` is read in overlapping windows that
-    move ``stride`` tokens at a time; each window scores only its last ``stride`` tokens, so
-    every token is scored once, with at least ``window - stride`` tokens of context (the first
-    window scores all of its tokens). ``stride=1`` is the most context and the slowest.
+    The course's one yardstick (``textlab.evaluate``): the text is tokenized after a start token,
+    and every token is predicted from the ones before it, in windows of ``context + stride``
+    tokens that each score their last ``stride`` (by default half the model's context each,
+    512 + 512 for GPT-2), so every token is scored once with at least ``context`` tokens before it.
 
         bpc = Σ token NLL (nats) / (ln 2 × number of characters)
     """
     if not text:
         raise ValueError("cannot score an empty text")
-    window = context_size(model) if window is None else window
-    stride = window // 2 if stride is None else stride
-    if not 1 <= stride < window <= context_size(model):
-        raise ValueError(f"need 1 ≤ stride < window ≤ {context_size(model)} (the model's context), "
-                         f"got stride={stride}, window={window}")
-    ids = torch.tensor([_start_token(tokenizer)] + encode(tokenizer, text))
-    spans, end = [(0, min(window, len(ids)))], min(window, len(ids))
-    while end < len(ids):
-        end = min(end + stride, len(ids))
-        spans.append((end - window, end))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    nll, scored = 0.0, 1  # ids[0] is the start token: it is given, not predicted
-    for begin, end in spans:
-        x = ids[begin:end].to(device)
-        logits = model(x[None]).logits[0].float()  # (T, vocab): logits[i] predicts x[i + 1]
-        first = scored - begin                      # the first token this window has to score
-        nll += F.cross_entropy(logits[first - 1:-1], x[first:], reduction="sum").item()
-        scored = end
-    model.train(was_training)
-    return nll / (LN2 * len(text))
+    return scorer(tokenizer, context, stride, batch_size)(TokenModel(model), torch.tensor(encode(tokenizer, text)))
 
 
 @torch.inference_mode()
@@ -220,7 +393,10 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
 
     Tokens are drawn one at a time with the same ``probabilities`` (temperature 0 = greedy,
     then top-k, then top-p) as the character models, using the model's key/value cache, until
-    the continuation holds ``length`` characters; it is then cut to exactly that many.
+    the continuation holds ``length`` whole characters; it is then cut to exactly that many.
+    GPT-2's tokens are bytes, and a Cyrillic letter is two of them: a letter whose last byte is
+    not yet written ("�" at the end) does not count, so the text never ends inside a character.
+    A model that writes broken UTF-8 may end shorter: at most 4 tokens are drawn per character.
     """
     check_params(temperature, top_k, top_p, length)
     device = next(model.parameters()).device
@@ -241,7 +417,7 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
         token = torch.multinomial(probs, 1, generator=generator)           # (1, 1)
         ids.append(int(token))
         new.append(int(token))
-        text = tokenizer.decode(new, clean_up_tokenization_spaces=False)
+        text = decode(tokenizer, new).removesuffix("\N{REPLACEMENT CHARACTER}")  # whole characters only
         if len(ids) > context:  # the context is full: re-read its last ``context`` tokens afresh
             x, past = torch.tensor([ids[-context:]], device=device), None
         else:
@@ -271,88 +447,40 @@ def check_cpu_budget(model: nn.Module, cfg: TrainConfig, device: torch.device) -
 
 
 def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: TrainConfig | None = None,
-              **overrides) -> list[dict]:
-    """Go on training a pretrained model on ``train_text``; return the history of evaluations.
+              callbacks=(), **overrides) -> TrainResult:
+    """Go on training a pretrained model on ``train_text`` with ``textlab.train``; score it on ``val_text``.
 
     ``cfg`` defaults to ``fine_tune_config()``; keyword arguments replace its fields, e.g.
     ``fine_tune(model, tok, train, val, minutes=2, lr=1e-4)``. ``seq_len`` is the window length
     in tokens; ``steps`` or ``minutes`` given alone replaces the default budget.
 
-    Random windows of the training tokens, AdamW, warm-up then cosine decay, mixed precision
-    on CUDA: the recipe of ``textlab.train``, in a thin loop of its own because the score is
-    in bits per *character* (``bpc`` on ``val_text``). Each history row: ``step``, ``seconds``, ``tokens_seen``, ``lr``,
-    ``val_bpc``, and ``train_bpc`` (the mean training loss since the last row, converted with
-    the training text's average characters per token). Row 0 is the model before any step.
-    The model ends with the weights of its best evaluation, in eval mode.
+    The very loop the character models train with (``TokenModel`` adapts the model to it): the
+    same budget, schedule, dev text for choosing the kept weights, NaN and Ctrl-C handling,
+    scored in bits per character (``scorer``). The evaluation records (the history, and what
+    ``callbacks`` receive in ``on_eval``) are in characters too: ``train_bpc`` is the training
+    loss per token divided by the training text's characters per token, and ``tokens_seen``
+    replaces ``chars_seen``. The model ends with the kept weights, in eval mode;
+    ``result.stopped`` says why training ended.
     """
     cfg = with_overrides(cfg or fine_tune_config(), **overrides)
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give a budget: steps=… or minutes=…")
-    device = pick_device(cfg.device)
-    check_cpu_budget(model, cfg, device)
-    if cfg.seq_len > context_size(model):
-        raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's context ({context_size(model)})")
+    check_cpu_budget(model, cfg, pick_device(cfg.device))
     train_ids = torch.tensor(encode(tokenizer, train_text))
-    chars_per_tok = len(train_text) / len(train_ids)
-    val_slice = val_text
-    torch.manual_seed(cfg.seed)
-    batches = make_batches(cfg.batching, train_ids, cfg.batch_size, cfg.seq_len,
-                           torch.Generator().manual_seed(cfg.seed))
-    model.to(device)
-    optimizer = make_optimizer(model, cfg)
-    autocast, scaler = _autocast(device)
-    max_steps = cfg.steps or math.inf
-    budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
-    history = [{"step": 0, "seconds": 0.0, "tokens_seen": 0, "lr": 0.0, "train_bpc": math.nan,
-                "val_bpc": bpc(model, tokenizer, val_slice)}]
-    best = _copy_weights(model)
-    step, loss_sum, loss_count, lr = 0, 0.0, 0, cfg.lr
-    bar = progress_bar(cfg, "fine-tuning")
-    model.train()
-    start = time.perf_counter()
-
-    def evaluate_now() -> None:
-        nonlocal best, loss_sum, loss_count
-        record = {"step": step, "seconds": round(time.perf_counter() - start, 2),
-                  "tokens_seen": step * cfg.batch_size * cfg.seq_len, "lr": lr,
-                  "train_bpc": loss_sum / loss_count / LN2 / chars_per_tok,
-                  "val_bpc": bpc(model, tokenizer, val_slice)}
-        if record["val_bpc"] < min(r["val_bpc"] for r in history):
-            best = _copy_weights(model)
-        history.append(record)
-        loss_sum, loss_count = 0.0, 0
-        bar.set_postfix(train_bpc=f"{record['train_bpc']:.3f}", val_bpc=f"{record['val_bpc']:.3f}")
-
-    try:
-        while True:
-            progress = max(step / max_steps, (time.perf_counter() - start) / budget)
-            if progress >= 1:
-                if loss_count:  # steps since the last evaluation: score them too
-                    evaluate_now()
-                break
-            lr = apply_lr(optimizer, progress, cfg)
-            x, y, _ = next(batches)
-            x, y = x.to(device), y.to(device)
-            with autocast:
-                logits = model(x, use_cache=False).logits  # (B, T, vocab)
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise TextlabError(f"the loss became {loss_value} at step {step}: lower lr (now {cfg.lr})")
-            optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
-            step += 1
-            loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
-            advance(bar, cfg, time.perf_counter() - start)
-            if step % cfg.eval_every == 0:
-                evaluate_now()
-    except KeyboardInterrupt:
-        tqdm.write(f"interrupted at step {step}: keeping the best weights so far")
-    finally:
-        bar.close()
-    model.load_state_dict(best)
-    model.eval()
-    return history
+    in_characters = _PerCharacter(len(train_text) / len(train_ids))  # first, so later callbacks see bpc too
+    result = train(TokenModel(model), train_ids, torch.tensor(encode(tokenizer, val_text)), cfg,
+                   (in_characters, *callbacks), score=scorer(tokenizer))
+    result.model = model.eval()
+    return result
 
 
-def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+class _PerCharacter:
+    """A ``train`` callback that restates each evaluation record of a token model in characters."""
+
+    def __init__(self, chars_per_token: float):
+        self.chars_per_token = chars_per_token
+
+    def on_eval(self, record: dict) -> None:
+        record["tokens_seen"] = record.pop("chars_seen")
+        if record["train_bpc"] is not None:  # bits per token → bits per character
+            record["train_bpc"] /= self.chars_per_token

@@ -111,6 +111,29 @@ class CausalSelfAttention(nn.Module):
         return self.resid_drop(self.proj(y)), (k, v)
 
 
+class MLP(nn.Module):
+    """Each position on its own: widen 4×, GELU, project back to the residual stream."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        C = cfg.hidden_size
+        self.fc = nn.Linear(C, 4 * C)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's GELU
+        self.proj = nn.Linear(4 * C, C)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.proj(self.gelu(self.fc(x))))  # (B, T, C) → (B, T, 4C) → (B, T, C)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the layers had names call them by position (an nn.Sequential).
+        for old, new in (("0.", "fc."), ("2.", "proj.")):
+            for kind in ("weight", "bias"):
+                if prefix + old + kind in state_dict:
+                    state_dict[prefix + new + kind] = state_dict.pop(prefix + old + kind)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 class Block(nn.Module):
     """GPT-2's block: pre-LayerNorm, attention, then a GELU MLP, each added to the residual."""
 
@@ -119,8 +142,7 @@ class Block(nn.Module):
         C = cfg.hidden_size
         self.ln1, self.ln2 = nn.LayerNorm(C), nn.LayerNorm(C)
         self.attn = CausalSelfAttention(cfg)
-        self.mlp = nn.Sequential(nn.Linear(C, 4 * C), nn.GELU(approximate="tanh"),  # GPT-2's GELU
-                                 nn.Linear(4 * C, C), nn.Dropout(cfg.dropout))
+        self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, cache: tuple | None = None) -> tuple[torch.Tensor, tuple]:
         a, cache = self.attn(self.ln1(x), cache)  # (B, T, C)
@@ -150,9 +172,9 @@ class MiniGPT(nn.Module):
         self.head = nn.Linear(hidden_size, vocab_size, bias=False)
         self.head.weight = self.tok.weight  # weight tying, as in GPT-2: one matrix reads and writes
         self.apply(self._init)
-        for name, p in self.named_parameters():  # GPT-2: scale the residual projections by depth
-            if name.endswith(("proj.weight", "mlp.2.weight")):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * num_layers))
+        for block in self.blocks:  # GPT-2: the projections that add to the residual, scaled by depth
+            for proj in (block.attn.proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, 0.0, 0.02 / math.sqrt(2 * num_layers))
 
     @staticmethod
     def _init(m: nn.Module) -> None:

@@ -42,7 +42,12 @@ def check_params(temperature: float = 1.0, top_k: int | None = None, top_p: floa
 
 def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> torch.Tensor:
-    """Next-character probabilities (..., V) from logits (..., V), after temperature, top-k, top-p."""
+    """Next-character probabilities (..., V) from logits (..., V), after temperature, top-k, top-p.
+
+    Top-k keeps every character whose logit reaches the k-th largest, so ties at the cut are
+    all kept: top_k=2 on logits [1, 2, 2, 2, 0] keeps three. nanoGPT's ``sample.py`` does the
+    same; breaking the tie would mean picking one of equally likely characters arbitrarily.
+    """
     logits = logits.float()
     if temperature == 0:  # greedy: all the probability on the most likely character
         return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
