@@ -4,6 +4,7 @@ step, reproducibility, callbacks, choosing on dev, checkpoints, stopping."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import pytest
@@ -322,6 +323,23 @@ def test_every_evaluation_scores_the_whole_val_text_and_the_held_out_dev(data):
     assert seen == [len(dev), len(val)] * 3
     assert result.history[-1]["val_bpc"] == pytest.approx(evaluate(result.model, val), rel=1e-6) or \
         result.kept_step != 20
+
+
+def test_a_time_budget_counts_training_not_scoring(data):
+    """A model slow to score must not lose its training time to its own measurement."""
+    vocab, train_ids, val = data
+
+    def slow_score(model, ids):
+        time.sleep(0.4)
+        return evaluate(model, ids)
+
+    cfg = replace(TINY, steps=None, minutes=0.01, eval_every=10_000)  # 0.6 s of training
+    start = time.perf_counter()
+    result = train(tiny_model(vocab), train_ids, val, cfg, score=slow_score)
+    assert time.perf_counter() - start > 1.6  # two evaluations of 0.8 s each came on top …
+    assert result.steps > 0 and 0.6 <= result.seconds < 1.5  # … of the 0.6 s of training
+    assert [r["step"] for r in result.history] == [0, result.steps]
+    assert result.history[-1]["seconds"] == pytest.approx(result.seconds, abs=0.05)
 
 
 def test_the_kept_weights_are_chosen_on_dev_never_on_val(data):

@@ -43,7 +43,7 @@ class TrainResult:
     val_bpc: float = math.inf  # the kept weights' bits per character on the whole validation text
     kept_step: int = 0  # the evaluation whose weights were kept: the best on the dev text
     steps: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # spent training; the evaluations come on top
     stopped: str = "budget"  # "budget", "early stop", "interrupted" or "nan"
     message: str = ""
 
@@ -250,7 +250,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     ``cfg.eval_every`` steps, and once before the first, both the dev text and the whole
     validation text are scored with ``score``; the weights with the best *dev* score are kept,
     and ``result.val_bpc`` is their validation score. Stops when the budget (``cfg.steps`` and/or
-    ``cfg.minutes``) is spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C,
+    ``cfg.minutes`` of training: the evaluations' time comes on top, so a model that is slow to
+    score is not cut short by its own measurement) is spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C,
     or if the loss becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
     """
@@ -278,16 +279,16 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
     result = TrainResult(model)
     best = {"dev_bpc": math.inf}
-    kept_weights, evals_without_best, eval_s = None, 0, 0.0
+    kept_weights, evals_without_best, scoring_s = None, 0, 0.0  # a time budget counts training only
     state, step, chars, loss_sum, loss_count, lr = None, 0, 0, 0.0, 0, 0.0
 
     def checkpoint_eval() -> str | None:
         """Score dev and val, keep the best weights (by dev), tell the callbacks; "stop" to stop early."""
-        nonlocal kept_weights, evals_without_best, eval_s, loss_sum, loss_count
+        nonlocal kept_weights, evals_without_best, scoring_s, loss_sum, loss_count
         t_eval = time.perf_counter()
         dev_bpc, val_bpc = score(model, dev_ids), score(model, val_ids)
-        eval_s = time.perf_counter() - t_eval  # a time budget keeps this long free for the last one
-        record = {"step": step, "chars_seen": chars, "seconds": round(time.perf_counter() - start, 2),
+        scoring_s += time.perf_counter() - t_eval
+        record = {"step": step, "chars_seen": chars, "seconds": round(training_seconds(), 2),
                   "train_bpc": loss_sum / loss_count / LN2 if loss_count else None,
                   "dev_bpc": dev_bpc, "val_bpc": val_bpc, "lr": lr}
         loss_sum, loss_count = 0.0, 0
@@ -307,13 +308,16 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             return "stop"
         return None
 
+    def training_seconds() -> float:
+        """Seconds spent training so far: scoring is measurement, and a time budget does not pay for it."""
+        return time.perf_counter() - start - scoring_s
+
     bar = progress_bar(cfg, "training")
     start = time.perf_counter()
     try:
         checkpoint_eval()  # step 0: the untrained model, about log2(vocabulary size) bits
         while True:
-            elapsed = time.perf_counter() - start
-            progress = max(step / max_steps, (elapsed + eval_s) / budget)
+            progress = max(step / max_steps, training_seconds() / budget)
             if progress >= 1:
                 if loss_count:  # steps since the last evaluation: score them too
                     checkpoint_eval()
@@ -338,7 +342,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             step += 1
             chars += x.numel()
             loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
-            elapsed = time.perf_counter() - start
+            elapsed = training_seconds()
             _emit(callbacks, "on_step", {"step": step, "chars_seen": chars, "seconds": elapsed,
                                          "loss": loss_value, "lr": lr})
             advance(bar, cfg, elapsed)
@@ -354,7 +358,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     if kept_weights is not None:
         model.load_state_dict(kept_weights)
         result.val_bpc, result.kept_step = best["val_bpc"], best["step"]
-    result.steps, result.seconds = step, time.perf_counter() - start
+    result.steps, result.seconds = step, training_seconds()
     _emit(callbacks, "on_end", result)
     return result
 
