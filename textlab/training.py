@@ -245,7 +245,8 @@ def update_average(average: nn.Module, model: nn.Module, step: int, ema: float) 
     middle, and scores better than any one of them, at the cost of one extra copy of the weights.
     """
     weight = max(1 - ema, 1 / step)
-    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), weight)
+    for mean, p in zip(average.parameters(), model.parameters()):
+        mean.lerp_(p, weight)  # mean += weight * (p - mean)
 
 
 def forget_rows(state: tuple, share: float, generator: torch.Generator) -> tuple:
