@@ -1,62 +1,145 @@
 """How low does validation loss go in a fixed wall-clock budget?
 
-Trains textlab's default CPU configuration and, for the same budget in the same run, the
-plain char-LSTM of the seed notebooks (random windows of 100, batch 64, constant Adam 2e-3,
-2×256). Both are scored on the full validation split (last 10%), in nats per character.
+Trains, for the same budget in one run: textlab's default CPU configuration for that budget;
+the plain char-LSTM of the seed notebooks (random windows of 100, batch 64, constant Adam 2e-3,
+2×256); and MiniGPT with nanoGPT's README CPU recipe (4 layers × 4 heads, width 128, block 64,
+batch 12, lr 1e-3 cosine to 1e-4, no dropout, random windows). Each is scored on the whole
+validation split (last 10%) in nats per character, two ways (``textlab.training.evaluate``):
+``val`` with state carried / a sliding context (the default), ``window`` on nanoGPT's cold
+64-character windows (``context=0, stride=64``). Beside each: characters read per second and
+the share of this CPU's matmul peak (measured here) that the training arithmetic used.
 
     python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
+    python benchmarks/bench_train.py --skip-baseline --lever "ema:ema=0.998" --lever "drop:dropout=0.1"
+
+A ``--lever NAME:field=value,...`` row trains the default with those ModelConfig/TrainConfig fields changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
+import statistics
 import sys
-from dataclasses import replace
+import time
+from dataclasses import fields, replace
 
+import torch
 from common import append_results, table
 
 import textlab
 from textlab.config import ModelConfig, TrainConfig, default_configs
+from textlab.training import evaluate, parameter_groups
 
 # The seed notebooks' recipe, expressed in textlab's configs (same trainer and evaluation).
 BASELINE = (ModelConfig(embed_dim=64, hidden_size=256, num_layers=2),
             TrainConfig(batching="random", seq_len=100, batch_size=64, lr=2e-3, min_lr_ratio=1.0,
                         warmup=0.0, weight_decay=0.0))
+# nanoGPT's README "I only have a MacBook" recipe (config/train_shakespeare_char.py, CPU overrides):
+# its 100 warm-up iterations of 2,000 become 5% of the budget; AdamW betas (0.9, 0.99), decay 0.1.
+# Its steps read 12 × 64 characters, the LSTM's 32 × 128: evaluating every 1,000 steps scores it
+# about as often per character read as the others (every 200 steps left it 6.3 k chars/s).
+NANOGPT_RECIPE = (ModelConfig(kind="gpt", embed_dim=128, hidden_size=128, num_layers=4, n_head=4,
+                              block_size=64, dropout=0.0),
+                  TrainConfig(batching="random", seq_len=64, batch_size=12, lr=1e-3, min_lr_ratio=0.1,
+                              warmup=0.05, weight_decay=0.1, eval_every=1000))
+COLD_WINDOWS = {"context": 0, "stride": 64}  # nanoGPT's protocol
 
 
-def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float) -> dict:
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of this CPU on a big float32 matmul (median of ``repeats``): the ceiling for training."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def train_flops_per_char(model: torch.nn.Module) -> float:
+    """About 6 FLOPs per weight-matrix entry per character (2 forward, 4 backward), plus attention's
+    12 · layers · width · block (nanoGPT's estimate); lookups, norms and activations are not counted."""
+    matrices = sum(p.numel() for p in parameter_groups(model)[0])
+    cfg = model.config
+    attention = 0 if model.stateful else 12 * cfg.num_layers * cfg.hidden_size * cfg.block_size
+    return 6 * matrices + attention
+
+
+def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float,
+        peak: float) -> dict:
     train_cfg = replace(train_cfg, minutes=seconds / 60, steps=None, progress=False, device="cpu")
-    run = textlab.training.train_on_text(text, model_cfg, train_cfg)
-    r = run.result
-    curve = " ".join(f"{h['seconds']:.0f}s:{h['val_bpc'] * math.log(2):.3f}" for h in r.history[::4])
-    print(f"{name}: {curve}", file=sys.stderr)
-    return {"name": name, "params": textlab.count_parameters(run.model), "steps": r.steps,
-            "chars": r.history[-1]["chars_seen"], "seconds": r.seconds,
-            "val_loss": r.val_bpc * math.log(2), "val_bpc": r.val_bpc}
+    r = textlab.training.train_on_text(text, model_cfg, train_cfg)
+    res = r.result
+    window_bpc = evaluate(r.model, r.vocab.encode(r.split.val), **COLD_WINDOWS)
+    cps = res.history[-1]["chars_seen"] / res.seconds
+    curve = " ".join(f"{h['seconds']:.0f}s:{h['val_bpc'] * math.log(2):.3f}" for h in res.history[::3])
+    print(f"{name}: {curve}; kept step {res.kept_step}", file=sys.stderr, flush=True)
+    return {"name": name, "params": textlab.count_parameters(r.model), "steps": res.steps,
+            "chars": res.history[-1]["chars_seen"], "seconds": res.seconds, "cps": cps,
+            "peak": cps * train_flops_per_char(r.model) / peak,
+            "val_loss": res.val_bpc * math.log(2), "window_loss": window_bpc * math.log(2)}
+
+
+def with_fields(model_cfg: ModelConfig, train_cfg: TrainConfig, assignments: str):
+    """``"dropout=0.1,lr=8e-3"`` → the two configs with those fields changed (ModelConfig's or TrainConfig's)."""
+    model_names, train_names = {f.name for f in fields(ModelConfig)}, {f.name for f in fields(TrainConfig)}
+    for item in filter(None, assignments.split(",")):
+        key, value = item.split("=", 1)
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pass  # a plain string such as schedule=hold
+        if key in model_names:
+            model_cfg = replace(model_cfg, **{key: value})
+        elif key in train_names:
+            train_cfg = replace(train_cfg, **{key: value})
+        else:
+            raise SystemExit(f"unknown field {key!r}: use a ModelConfig or TrainConfig field")
+    return model_cfg, train_cfg
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="tiny_shakespeare")
     parser.add_argument("--seconds", type=float, default=200)
-    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-baseline", action="store_true", help="textlab's default (and levers) only")
+    parser.add_argument("--lever", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; on a busy shared machine 2 threads spin-wait for each other "
+                             "(measured here under load 4.5: 5× slower than 1 for LSTM training)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     text = textlab.load_corpus(args.corpus).text
-    model_cfg, train_cfg = default_configs("cpu")
-    results = [run("textlab default", text, model_cfg, train_cfg, args.seconds)]
+    peak = matmul_peak()
+    model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
+    contenders = [("textlab default", model_cfg, train_cfg)]
     if not args.skip_baseline:
-        results.append(run("seed-notebook baseline", text, *BASELINE, args.seconds))
-    rows = [[r["name"], f"{r['params']:,}", r["steps"], f"{r['chars']:,}", f"{r['chars'] / r['seconds']:,.0f}",
-             f"{r['seconds']:.0f}", f"{r['val_loss']:.3f}", f"{r['val_bpc']:.3f}"] for r in results]
-    body = table(["run", "params", "steps", "chars seen", "chars/s", "wall s", "val loss (nats)", "val bpc"], rows)
-    body += f"\n\ndefault: {model_cfg}\n\n{replace(train_cfg, minutes=args.seconds / 60)}"
+        contenders += [("seed-notebook baseline", *BASELINE), ("nanoGPT CPU recipe", *NANOGPT_RECIPE)]
+    for lever in args.lever:
+        name, _, assignments = lever.partition(":")
+        contenders.append((f"lever {name}", *with_fields(model_cfg, train_cfg, assignments)))
+    results = {name: run(name, text, m, t, args.seconds, peak) for name, m, t in contenders}
+
+    rows = [[r["name"], f"{r['params']:,}", r["steps"], f"{r['chars']:,}", f"{r['cps']:,.0f}",
+             f"{r['peak']:.2f}", f"{r['seconds']:.0f}", f"{r['val_loss']:.3f}", f"{r['window_loss']:.3f}"]
+            for r in results.values()]
+    body = table(["run", "params", "steps", "chars seen", "chars/s", "of peak", "wall s",
+                  "val loss (nats)", "cold-window loss (nats)"], rows)
+    body += (f"\n\nmatmul peak {peak / 1e9:.0f} GFLOP/s; levers: {' '.join(args.lever) or 'none'}"
+             f"\n\ndefault: {model_cfg}\n\n{replace(train_cfg, minutes=args.seconds / 60)}")
     print(body)
     append_results(f"bench_train {args.corpus}, {args.seconds:.0f} s", " ".join(["python"] + sys.argv), body)
-    baseline = results[1]["val_loss"] if len(results) > 1 else float("nan")
-    print(f"textlab_val_loss={results[0]['val_loss']:.3f} baseline_val_loss={baseline:.3f} "
-          f"seconds={args.seconds:.0f}")
+    ours = results["textlab default"]
+    line = f"textlab_val_loss={ours['val_loss']:.3f} textlab_window_loss={ours['window_loss']:.3f}"
+    if not args.skip_baseline:
+        gpt = results["nanoGPT CPU recipe"]
+        line += (f" baseline_val_loss={results['seed-notebook baseline']['val_loss']:.3f}"
+                 f" nanogpt_recipe_val_loss={gpt['val_loss']:.3f} nanogpt_recipe_window_loss={gpt['window_loss']:.3f}")
+    print(f"{line} seconds={args.seconds:.0f}")
 
 
 if __name__ == "__main__":

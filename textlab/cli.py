@@ -92,7 +92,7 @@ def cmd_train(args) -> None:
     from .sampling import sample
     from .training import train_on_text
 
-    model_cfg, train_cfg = default_configs(args.device or "auto", kind=args.kind or "lstm")
+    model_cfg, train_cfg = default_configs(args.device or "auto", kind=args.kind or "lstm", minutes=args.minutes)
     train_cfg = with_overrides(train_cfg, **_overrides(args, TrainConfig))
     model_cfg = replace(model_cfg, **_overrides(args, ModelConfig))
     if model_cfg.kind == "gpt" and args.block_size is None:

@@ -7,6 +7,7 @@ a GPU; ``quick`` shrinks them for CI (``TEXTLAB_QUICK=1``).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -41,6 +42,10 @@ class TrainConfig:
     lr: float = 6e-3
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     warmup: float = 0.02  # share of the budget over which the learning rate rises from 0 to lr
+    schedule: str = "cosine"  # after warm-up: "cosine" down to lr * min_lr_ratio, or "hold" lr then cool down
+    cooldown: float = 0.3  # "hold" only: the last share of the budget, a straight line down to lr * min_lr_ratio
+    ema: float = 0.0  # > 0: score and keep an average of the weights that forgets at 1 - ema per step
+    state_reset: float = 0.0  # streams: share of rows whose LSTM state is zeroed before each window
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     steps: int | None = None
@@ -70,16 +75,33 @@ def quick_mode() -> bool:
     return os.environ.get("TEXTLAB_QUICK", "") not in ("", "0")
 
 
-def default_configs(device: str = "auto", kind: str = "lstm") -> tuple[ModelConfig, TrainConfig]:
+# The CPU LSTM for a budget of up to so many minutes: (minutes, ModelConfig fields, TrainConfig fields).
+# Measured on tiny Shakespeare, one CPU thread (benchmarks/RESULTS.md, "Round 2"). A longer budget
+# reads the text more times over, so it gets dropout and a longer average. The ten-minute row still
+# stops improving after ~8 minutes (its dev score): more dropout or width is the next thing to measure.
+CPU_LSTM_BUDGETS: tuple[tuple[float, dict, dict], ...] = (
+    (4.0, {"hidden_size": 384}, {"lr": 6e-3, "ema": 0.99}),
+    (math.inf, {"hidden_size": 384, "dropout": 0.1}, {"lr": 6e-3, "ema": 0.995}),
+)
+
+
+def default_configs(device: str = "auto", kind: str = "lstm",
+                    minutes: float | None = None) -> tuple[ModelConfig, TrainConfig]:
     """The configuration a student gets: sized for a CPU laptop, bigger on a GPU, tiny in QUICK mode.
 
+    ``minutes`` is the training budget (default ``TrainConfig.minutes``); on a CPU the LSTM's
+    size, dropout, learning rate and schedule follow it (``CPU_LSTM_BUDGETS``).
     ``kind="gpt"`` gives MiniGPT's: 4 blocks of width 128, about as many parameters (0.81 M) as
     the 384-cell LSTM (0.72 M), so the two architectures are compared at equal size; on a CPU it
     reads random windows of 64 characters, 12 at a time (``benchmarks/sweep_minigpt.py``).
     """
     if kind not in ("lstm", "gpt"):
         raise ValueError(f"unknown model kind {kind!r}: use 'lstm' or 'gpt'")
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"the budget must be positive, not minutes={minutes}")
     model, train = ModelConfig(kind=kind), TrainConfig(device=device)
+    if minutes is not None:
+        train = replace(train, minutes=minutes)
     gpt = kind == "gpt"
     if gpt:  # attention needs a gentler learning rate than the LSTM
         model, train = replace(model, embed_dim=128, hidden_size=128, num_layers=4), replace(train, lr=2e-3)
@@ -90,18 +112,20 @@ def default_configs(device: str = "auto", kind: str = "lstm") -> tuple[ModelConf
         return model, replace(train, steps=60, minutes=None, eval_every=30, batch_size=16,
                               seq_len=64, progress=False)
     if pick_device(device).type == "cuda":
+        train = replace(train, minutes=minutes or 5.0)
         if gpt:  # nanoGPT's "baby GPT" for Shakespeare: 10.7 M parameters, context 256
             return (replace(model, embed_dim=384, hidden_size=384, num_layers=6, n_head=6, block_size=256,
                             dropout=0.1),
-                    replace(train, batch_size=64, seq_len=256, lr=1e-3, minutes=5.0))
+                    replace(train, batch_size=64, seq_len=256, lr=1e-3))
         # A GPU is idle at batch 32: more parallel streams and a wider, deeper LSTM cost no extra time.
         return (replace(model, hidden_size=768, num_layers=2, dropout=0.1),
-                replace(train, batch_size=128, lr=2e-3, minutes=5.0))
+                replace(train, batch_size=128, lr=2e-3))
     if gpt:  # tuned for a CPU budget by benchmarks/sweep_minigpt.py (RESULTS.md): many small steps,
         # block 64, lr 3e-3; few evaluations, as each scores the whole dev and val texts.
         return (replace(model, block_size=64),
                 replace(train, batching="random", batch_size=12, seq_len=64, lr=3e-3, eval_every=500))
-    return model, train
+    model_fields, train_fields = next((m, t) for up_to, m, t in CPU_LSTM_BUDGETS if train.minutes <= up_to)
+    return replace(model, **model_fields), replace(train, **train_fields)
 
 
 def fine_tune_config(device: str = "auto") -> TrainConfig:

@@ -7,6 +7,7 @@ only knows character frequencies scores the text's unigram entropy (≈ 4.5 for 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import nullcontext
@@ -120,16 +121,23 @@ def evaluate(model: nn.Module, ids: torch.Tensor, context: int | None = None, st
 def lr_at(progress: float, cfg: TrainConfig) -> float:
     """The learning rate at ``progress`` (0 → 1 over the budget, steps or minutes).
 
-    A linear warm-up over the first ``cfg.warmup`` of the budget, then a cosine from ``lr`` down
-    to ``lr * min_lr_ratio`` over the rest: one continuous curve, so a time budget gets the whole
-    schedule too.
+    A linear warm-up over the first ``cfg.warmup`` of the budget, then down to
+    ``lr * min_lr_ratio`` by the end: along a cosine (``schedule="cosine"``), or holding ``lr``
+    until the last ``cfg.cooldown`` of the budget and falling in a straight line over it
+    (``schedule="hold"``). One continuous curve, so a time budget gets the whole schedule too.
     """
     progress = min(max(progress, 0.0), 1.0)
     if progress < cfg.warmup:
         return cfg.lr * progress / cfg.warmup
-    decay = (progress - cfg.warmup) / (1 - cfg.warmup)
-    cosine = 0.5 * (1 + math.cos(math.pi * decay))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+    if cfg.schedule == "hold":
+        start = max(1 - cfg.cooldown, cfg.warmup)
+        left = 1 - max(progress - start, 0.0) / (1 - start)  # 1 while holding, then linearly to 0
+    elif cfg.schedule == "cosine":
+        decay = (progress - cfg.warmup) / (1 - cfg.warmup)
+        left = 0.5 * (1 + math.cos(math.pi * decay))
+    else:
+        raise ValueError(f"schedule must be 'cosine' or 'hold', not {cfg.schedule!r}")
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * left)
 
 
 def apply_lr(optimizer: torch.optim.Optimizer, progress: float, cfg: TrainConfig) -> float:
@@ -236,6 +244,29 @@ def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: tor
     scaler.update()
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, step: int, ema: float) -> None:
+    """Move ``average``'s weights towards ``model``'s: the mean of all steps so far, until that
+    mean spans ``1 / (1 - ema)`` steps; from then on an exponential moving average (EMA).
+
+    Late in training the weights jitter around a valley floor; their average sits nearer its
+    middle, and scores better than any one of them, at the cost of one extra copy of the weights.
+    """
+    weight = max(1 - ema, 1 / step)
+    for mean, p in zip(average.parameters(), model.parameters()):
+        mean.lerp_(p, weight)  # mean += weight * (p - mean)
+
+
+def forget_rows(state: tuple, share: float, generator: torch.Generator) -> tuple:
+    """Zero the carried state of a random ``share`` of the stream rows: those windows start cold.
+
+    A model only ever trained with a warm state never learns to start from nothing, which is
+    how nanoGPT scores (cold 64-character windows); a few cold starts teach it.
+    """
+    keep = (torch.rand(state[0].shape[1], generator=generator) >= share).to(state[0])  # (B,)
+    return tuple(s * keep[None, :, None] for s in state)
+
+
 def _next_char_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, state):
     logits, state = model(x, state)  # (B, T, V)
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten()), state
@@ -249,9 +280,11 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     The last ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
     ``cfg.eval_every`` steps, and once before the first, both the dev text and the whole
     validation text are scored with ``score``; the weights with the best *dev* score are kept,
-    and ``result.val_bpc`` is their validation score. Stops when the budget (``cfg.steps`` and/or
+    and ``result.val_bpc`` is their validation score. With ``cfg.ema`` it is an average of the
+    weights that is scored and kept (``update_average``). Stops when the budget (``cfg.steps`` and/or
     ``cfg.minutes`` of training: the evaluations' time comes on top, so a model that is slow to
-    score is not cut short by its own measurement) is spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C,
+    score is not cut short by its own measurement) is spent, after ``cfg.patience`` evaluations
+    without a new best, on Ctrl-C,
     or if the loss becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
     """
@@ -264,6 +297,9 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         raise ValueError(f"eval_every must be ≥ 1, not {cfg.eval_every}")
     if not 0 <= cfg.warmup < 1:
         raise ValueError(f"warmup is a share of the budget in [0, 1), not {cfg.warmup}")
+    if not 0 <= cfg.ema < 1:
+        raise ValueError(f"ema is a decay per step in [0, 1) (0: off), not {cfg.ema}")
+    lr_at(0.5, cfg)  # an unknown schedule fails here, before any work
     if not model.stateful and cfg.seq_len > model.config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's block_size="
                          f"{model.config.block_size}")
@@ -274,6 +310,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     generator = torch.Generator().manual_seed(cfg.seed)
     batches = make_batches(cfg.batching, fit_ids, cfg.batch_size, cfg.seq_len, generator)
     optimizer = make_optimizer(model, cfg)
+    kept = copy.deepcopy(model) if cfg.ema else model  # what is scored and kept: the average, if any
     autocast, scaler = _autocast(device)
     max_steps = cfg.steps or math.inf
     budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
@@ -286,7 +323,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         """Score dev and val, keep the best weights (by dev), tell the callbacks; "stop" to stop early."""
         nonlocal kept_weights, evals_without_best, scoring_s, loss_sum, loss_count
         t_eval = time.perf_counter()
-        dev_bpc, val_bpc = score(model, dev_ids), score(model, val_ids)
+        dev_bpc, val_bpc = score(kept, dev_ids), score(kept, val_ids)
         scoring_s += time.perf_counter() - t_eval
         record = {"step": step, "chars_seen": chars, "seconds": round(training_seconds(), 2),
                   "train_bpc": loss_sum / loss_count / LN2 if loss_count else None,
@@ -296,10 +333,10 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         bar.set_postfix(dev_bpc=f"{dev_bpc:.3f}", val_bpc=f"{val_bpc:.3f}")
         if dev_bpc < best["dev_bpc"]:
             best.update(record)
-            kept_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            kept_weights = {k: v.detach().clone() for k, v in kept.state_dict().items()}
             evals_without_best = 0
             if checkpoint is not None and vocab is not None:
-                save_checkpoint(checkpoint, model, vocab, cfg, result.history)
+                save_checkpoint(checkpoint, kept, vocab, cfg, result.history)
         else:
             evals_without_best += 1
         _emit(callbacks, "on_eval", record)
@@ -327,6 +364,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if reset or not model.stateful:
                 state = None
+            elif cfg.state_reset:
+                state = forget_rows(state, cfg.state_reset, generator)
             with autocast:
                 loss, state = _next_char_loss(model, x, y, state)
             # Keep the state's values but cut its history: backprop stops at this window.
@@ -340,6 +379,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
                 break
             optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
             step += 1
+            if cfg.ema:
+                update_average(kept, model, step, cfg.ema)
             chars += x.numel()
             loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
             elapsed = training_seconds()
