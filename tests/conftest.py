@@ -7,7 +7,10 @@ temporary folder, so nothing is downloaded and no test sees another's cache.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import torch
@@ -93,3 +96,32 @@ def trained_lstm() -> tuple[CharLSTM, CharVocab]:
     result = train(model, ids[:cut], ids[cut:], cfg)
     assert result.val_bpc < 0.5, f"the fixture model did not learn: {result.val_bpc:.3f} bpc"
     return result.model.eval(), vocab
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip on a machine without a browser; fail under CI, where a skip would hide a broken panel."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason}: CI must run the browser tests, not skip it")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def page():
+    """A page in headless Chromium, closed with its browser after the test."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        skip_or_fail("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("the playwright package is not installed (pip install -e '.[dev]')")
+    from browser_support import CHROMIUM_ARGS, VIEWPORT
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+

@@ -20,15 +20,13 @@ except under CI (``CI`` set), where a skipped browser test would hide a broken p
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
-from browser_support import (CHROMIUM_ARGS, LAB_CELLS, VIEWPORT, JupyterLab, copy_notebook, run_all_cells,
-                             wait_for_kernel_idle, wait_until_executed)
+from browser_support import (LAB_CELLS, JupyterLab, copy_notebook, run_all_cells, wait_for_kernel_idle,
+                             wait_until_executed)
 from conftest import SHARED_DATA
 from textlab.widgets import TEMPERATURE_RANGE
 
@@ -57,13 +55,6 @@ _PANEL_JS = """() => {
 }"""
 
 
-def _skip_or_fail(reason: str) -> NoReturn:
-    """Skip on a machine without a browser; fail under CI, where a skip would hide a broken panel."""
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"{reason}: CI must run the browser test, not skip it")
-    pytest.skip(reason)
-
-
 def _kernel_env(cache: Path) -> dict[str, str]:
     """The test's environment plus what the notebook's kernel needs: QUICK mode, offline corpora.
 
@@ -86,24 +77,6 @@ def lab(tmp_path):
     server = JupyterLab.start(root, _kernel_env(tmp_path / "cache"), state_dir=tmp_path / "jupyter")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def page():
-    """A page in headless Chromium, closed with its browser after the test."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        _skip_or_fail("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("the playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport=VIEWPORT)
-        finally:
-            browser.close()
 
 
 def empty_folder(path: Path) -> Path:

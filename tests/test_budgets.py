@@ -7,7 +7,7 @@ import pytest
 
 import textlab.cli
 import textlab.training
-from textlab.config import CPU_LSTM_BUDGETS, ModelConfig, TrainConfig, default_configs
+from textlab.config import CPU_LSTM_BUDGETS, TrainConfig, default_configs
 
 
 @pytest.fixture

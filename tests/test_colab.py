@@ -33,7 +33,7 @@ import pytest
 
 from browser_support import CLASSIC_CELLS, ClassicNotebook, copy_notebook
 from conftest import SHARED_DATA
-from test_browser import ARTIFACTS, DISCONNECT, NOTEBOOK, OPEN_TIMEOUT, empty_folder, move_slider_and_check, page  # noqa: F401
+from test_browser import ARTIFACTS, DISCONNECT, NOTEBOOK, OPEN_TIMEOUT, empty_folder, move_slider_and_check
 from textlab.notebook import GITHUB_REPO, setup_cell
 
 REPO = Path(__file__).resolve().parents[1]

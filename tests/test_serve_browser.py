@@ -8,16 +8,14 @@ go to ``test-artifacts/browser/``.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 import torch
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
 
-from browser_support import CHROMIUM_ARGS, VIEWPORT  # noqa: E402
 from conftest import REPETITIVE_TEXT  # noqa: E402
-from test_browser import ARTIFACTS, _skip_or_fail  # noqa: E402
+from test_browser import ARTIFACTS  # noqa: E402
 from textlab import CharLSTM, CharVocab  # noqa: E402
 from textlab.serve import start_background  # noqa: E402
 
@@ -42,23 +40,6 @@ def server():
     running = start_background({"cat": (CharLSTM(len(vocab), embed_dim=8, hidden_size=32).eval(), vocab)})
     yield running
     running.stop()
-
-
-@pytest.fixture
-def page():
-    executable = shutil.which("chromium")
-    if executable is None:
-        _skip_or_fail("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("the playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_page(viewport=VIEWPORT)
-        finally:
-            browser.close()
 
 
 def _written(page, header_part: str) -> dict:

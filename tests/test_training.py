@@ -227,14 +227,14 @@ def test_the_lstm_state_is_carried_between_stream_windows_only(data, batching):
     torch.manual_seed(0)
     model = StateSpy(len(vocab))
     train(model, train_ids, val, replace(TINY, batching=batching))
-    given_states = [given for given, _ in model.calls]
+    given_states = [received for received, _ in model.calls]
     if batching == "random":
         assert given_states == [None] * len(model.calls)
         return
     # 4 rows × 16 = 64 characters a step; an epoch of ~7,700 characters lasts ~120 steps: no reset in 20.
     assert given_states[0] is None and None not in given_states[1:]
-    for (_, returned), (given, _) in zip(model.calls, model.calls[1:]):
-        assert all(torch.equal(a, b) for a, b in zip(returned, given))  # the values flow on, detached
+    for (_, returned), (received, _) in zip(model.calls, model.calls[1:]):
+        assert all(torch.equal(a, b) for a, b in zip(returned, received))  # the values flow on, detached
 
 
 def test_sampling_in_a_callback_does_not_switch_dropout_off(data):
