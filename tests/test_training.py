@@ -432,6 +432,11 @@ def test_train_needs_a_sensible_budget(data, budget, message):
         train(tiny_model(vocab), train_ids, val, replace(TINY, **budget))
 
 
+def test_dev_is_held_out_from_the_start_so_training_ends_next_to_validation():
+    fit, dev = hold_out("abcdefghijklmnopqrstuvwxyz" * 4, 0.1)
+    assert dev == "abcdefghij" and fit.endswith("xyz") and len(fit) == 94
+
+
 def test_a_training_text_too_short_to_hold_out_dev_gets_a_clear_error(data):
     vocab, train_ids, val = data
     with pytest.raises(Exception, match="too short to keep 3% aside"):

@@ -53,7 +53,7 @@ class TrainConfig:
     eval_every: int = 200  # steps between evaluations (each scores the dev and the whole val text)
     patience: int | None = None  # stop after this many evals without a new best dev bpc
     val_fraction: float = 0.1  # the last 10% of the text: validation, never trained or chosen on
-    dev_fraction: float = 0.03  # the end of the training part, held out to choose the best weights on
+    dev_fraction: float = 0.03  # the start of the training part, held out to choose the best weights on
     seed: int = 0
     device: str = "auto"  # "auto" picks cuda, then mps, then cpu
     progress: bool = True  # a tqdm.auto bar

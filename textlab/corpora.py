@@ -361,13 +361,15 @@ def split_text(text: str, val_fraction: float = 0.1, test_fraction: float = 0.0)
 
 
 def hold_out(part: S, fraction: float) -> tuple[S, S]:
-    """``(fit, dev)``: the last ``fraction`` of a training text (a str or a tensor of ids) kept aside.
+    """``(fit, dev)``: the first ``fraction`` of a training text (a str or a tensor of ids) kept aside.
 
     Choices (the best weights, when to stop early, an n-gram's order) are made on ``dev``, so
-    the validation text stays what it must be: text no choice was made on.
+    the validation text stays what it must be: text no choice was made on. ``dev`` comes from
+    the *start*: the end of the training part is the text most like validation (the same play,
+    the same chapter, the same names), and a model that never read it scores worse there.
     """
     n_dev = int(len(part) * fraction)
     if n_dev < 2 or len(part) - n_dev < 2:
         raise TextlabError(f"a training text of {len(part):,} characters is too short to keep "
                            f"{fraction:.0%} aside for making choices on; use a longer text")
-    return part[:-n_dev], part[-n_dev:]
+    return part[n_dev:], part[:n_dev]

@@ -277,7 +277,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
           score: Callable[[nn.Module, torch.Tensor], float] = evaluate) -> TrainResult:
     """Train ``model`` on ``train_ids``; report its bits per character on ``val_ids``.
 
-    The last ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
+    The first ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
     ``cfg.eval_every`` steps, and once before the first, both the dev text and the whole
     validation text are scored with ``score``; the weights with the best *dev* score are kept,
     and ``result.val_bpc`` is their validation score. With ``cfg.ema`` it is an average of the
