@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import warnings
 
 import pytest
 import torch
@@ -97,6 +99,16 @@ def test_corrupt_file(tmp_path):
     path.write_bytes(os.urandom(4096))
     with pytest.raises(CheckpointError, match="not a readable checkpoint.*corrupt or truncated"):
         load_checkpoint(path)
+
+
+def test_damaged_file_gives_the_error_alone(tmp_path):
+    path = tmp_path / "damaged.pt"
+    path.write_bytes(b"\x80" + random.Random(0).randbytes(2048))  # pickle's PROTO opcode, then noise
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="corrupt or truncated"):
+            load_checkpoint(path)
+    assert not seen, f"torch's warnings bury the one-line error: {[str(w.message)[:60] for w in seen]}"
 
 
 def test_truncated_file(saved):

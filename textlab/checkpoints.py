@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,11 +67,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged zip or pickle
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated: "
-                              f"{type(err).__name__}). Train again or copy the file again.") from None
+    with warnings.catch_warnings(record=True) as caught:  # a damaged file's warnings would bury the error
+        warnings.simplefilter("always")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many types for a damaged zip or pickle
+            raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated: "
+                                  f"{type(err).__name__}). Train again or copy the file again.") from None
+    for w in caught:  # the file loaded: its warnings are worth seeing after all
+        warnings.warn(w.message, w.category, stacklevel=2)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = " (it looks like a bare state_dict)" if isinstance(payload, dict) else ""
         raise CheckpointError(f"{path} is not a textlab checkpoint{hint}; save models with "
