@@ -78,6 +78,7 @@ benchmarks: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_sample.py
 	$(BIN)/python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
 	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_slider.py
 
 clean:
 	rm -rf $(VENV) $(COLAB_VENV) runs .pytest_cache

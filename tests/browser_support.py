@@ -25,6 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from textlab.widgets import TEMPERATURE_RANGE
+
 # Debian's chromium, driven by the Python playwright package: nothing is downloaded.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -239,3 +241,53 @@ def wait_until_executed(page, timeout_s: float, cells: dict[str, str] = LAB_CELL
     state = page.evaluate(_PROMPTS_JS, cells)
     raise TimeoutError(f"the notebook did not finish within {timeout_s:.0f} s "
                        f"({state['done']} of {state['total']} cells done)")
+
+
+# ---------------------------------------------------------------- textlab's SamplerPanel
+
+# The panel as the user sees it: the slider's number, the sample's header line, its text, the chart.
+PANEL_JS = """() => {
+    const panel = document.querySelector('.textlab-sampler');
+    const [header, text] = panel.querySelectorAll('.textlab-sample .widget-html-content > div');
+    return {
+        readout: panel.querySelector('.textlab-temperature .widget-readout').innerText.trim(),
+        header: header.innerText.trim(),
+        text: text.innerText,
+        chart: panel.querySelector('.textlab-chart').innerText.trim(),
+    };
+}"""
+
+# Arms a timer: from the next key press until the panel shows a sample headed `prefix` and a new chart.
+ARM_ROUND_TRIP_JS = """(prefix) => {
+    const panel = document.querySelector('.textlab-sampler');
+    const chart = () => panel.querySelector('.textlab-chart').innerText;
+    const header = () => panel.querySelector('.textlab-sample .widget-html-content > div').innerText.trim();
+    const oldChart = chart();
+    document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
+    window.__roundTrip = new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+            if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
+                observer.disconnect();
+                resolve(performance.now() - window.__pressed);
+            }
+        });
+        observer.observe(panel, {subtree: true, childList: true, characterData: true});
+    });
+}"""
+
+
+def slider_round_trips(page, handle_selector: str, presses: int) -> list[float]:
+    """Milliseconds from a key press on the temperature slider until the new sample and chart are drawn.
+
+    The presses alternate right and left, so the temperature stays near where it started.
+    """
+    handle = page.locator(f".textlab-temperature {handle_selector}")
+    times = []
+    for i in range(presses):
+        key, step = ("ArrowLeft", -1) if i % 2 else ("ArrowRight", 1)
+        readout = float(page.evaluate(PANEL_JS)["readout"])
+        target = round(readout + step * TEMPERATURE_RANGE[2], 1)
+        page.evaluate(ARM_ROUND_TRIP_JS, f"T={target:g},")
+        handle.press(key)
+        times.append(page.evaluate("() => window.__roundTrip"))
+    return times

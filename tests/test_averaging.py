@@ -42,22 +42,24 @@ def test_update_average_is_the_running_mean_then_an_ema():
     assert torch.allclose(average.weight, expected, atol=1e-6)
 
 
-def test_train_scores_and_keeps_the_averaged_weights(data):
+def test_train_scores_and_keeps_the_average_and_model_holds_it(data):
     vocab, train_ids, val = data
-    model = tiny_model(vocab)
-    snapshots, scored = [], []
+    raw, snapshots = tiny_model(vocab), []  # trained without averaging: the steps the averaged run takes
 
     class Snapshot:
         def on_step(self, info):
-            snapshots.append([p.detach().clone() for p in model.parameters()])
+            snapshots.append([p.detach().clone() for p in raw.parameters()])
+
+    train(raw, train_ids, val, TINY, callbacks=[Snapshot()], score=lambda m, ids: 1.0)
+
+    model, scored = tiny_model(vocab), []
 
     def score(m, ids):  # every evaluation "better" than the last: the final one is kept
         scored.append(m)
         return 10.0 - len(scored)
 
-    cfg = replace(TINY, ema=0.9)  # 5 steps < 1 / (1 - 0.9): the plain mean of the 5
-    result = train(model, train_ids, val, cfg, callbacks=[Snapshot()], score=score)
-    assert all(m is not model for m in scored)  # the average is scored, never the raw weights
+    result = train(model, train_ids, val, replace(TINY, ema=0.9), score=score)  # 5 steps: the plain mean
+    assert all(m is model for m in scored)  # a callback holding `model` sees the weights that are scored
     mean = [torch.stack(ws).mean(0) for ws in zip(*snapshots)]
     for kept, expected, last in zip(result.model.parameters(), mean, snapshots[-1]):
         assert torch.allclose(kept, expected, atol=1e-6)

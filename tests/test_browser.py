@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import (LAB_CELLS, JupyterLab, copy_notebook, run_all_cells, wait_for_kernel_idle,
-                             wait_until_executed)
+from browser_support import (LAB_CELLS, PANEL_JS, JupyterLab, copy_notebook, run_all_cells,
+                             slider_round_trips, wait_for_kernel_idle, wait_until_executed)
 from conftest import SHARED_DATA
 from textlab.widgets import TEMPERATURE_RANGE
 
@@ -41,18 +41,7 @@ OPEN_TIMEOUT = 90.0       # seconds: JupyterLab loads and the kernel starts
 RUN_ALL_TIMEOUT = 300.0   # seconds: the whole notebook in QUICK mode (about 15 s)
 RESAMPLE_TIMEOUT = 30.0   # seconds: the panel redraws after the slider moves (well under 1 s)
 KEY_PRESSES = 3           # ArrowRight presses: each moves the temperature one step up
-
-# The panel as the user sees it: the slider's number, the sample's header line, its text, the chart.
-_PANEL_JS = """() => {
-    const panel = document.querySelector('.textlab-sampler');
-    const [header, text] = panel.querySelectorAll('.textlab-sample .widget-html-content > div');
-    return {
-        readout: panel.querySelector('.textlab-temperature .widget-readout').innerText.trim(),
-        header: header.innerText.trim(),
-        text: text.innerText,
-        chart: panel.querySelector('.textlab-chart').innerText.trim(),
-    };
-}"""
+ROUND_TRIPS = 5           # key presses timed after the test proper (the default model: bench_slider.py)
 
 
 def _kernel_env(cache: Path) -> dict[str, str]:
@@ -95,10 +84,10 @@ def artifacts() -> Path:
 def _wait_for_header(page, prefix: str, timeout_s: float) -> dict[str, str]:
     """Poll the panel until its sample's header starts with ``prefix``; return the panel either way."""
     deadline = time.monotonic() + timeout_s
-    panel = page.evaluate(_PANEL_JS)
+    panel = page.evaluate(PANEL_JS)
     while not panel["header"].startswith(prefix) and time.monotonic() < deadline:
         page.wait_for_timeout(200)
-        panel = page.evaluate(_PANEL_JS)
+        panel = page.evaluate(PANEL_JS)
     return panel
 
 
@@ -112,7 +101,7 @@ def move_slider_and_check(page, handle_selector: str, artifacts: Path, run_all, 
         run_all()
         wait_until_executed(page, RUN_ALL_TIMEOUT, cells)  # the cells after the panel too: the kernel is free
         page.locator(".textlab-sampler").scroll_into_view_if_needed()
-        before = page.evaluate(_PANEL_JS)
+        before = page.evaluate(PANEL_JS)
         page.screenshot(path=artifacts / "1-after-run-all.png")
 
         handle = page.locator(f".textlab-temperature {handle_selector}")
@@ -139,47 +128,13 @@ def move_slider_and_check(page, handle_selector: str, artifacts: Path, run_all, 
     assert after["chart"] != before["chart"], "the next-character chart did not change with temperature"
 
 
-# Arms a timer: from the next key press until the panel shows a sample headed `prefix` and a new chart.
-_ARM_ROUND_TRIP_JS = """(prefix) => {
-    const panel = document.querySelector('.textlab-sampler');
-    const chart = () => panel.querySelector('.textlab-chart').innerText;
-    const header = () => panel.querySelector('.textlab-sample .widget-html-content > div').innerText.trim();
-    const oldChart = chart();
-    document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
-    window.__roundTrip = new Promise((resolve) => {
-        const observer = new MutationObserver(() => {
-            if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
-                observer.disconnect();
-                resolve(performance.now() - window.__pressed);
-            }
-        });
-        observer.observe(panel, {subtree: true, childList: true, characterData: true});
-    });
-}"""
-ROUND_TRIPS = 5  # single key presses timed after the test proper
-
-
-def slider_round_trips(page, handle_selector: str) -> list[float]:
-    """Milliseconds from a key press on the temperature slider until the new sample and chart are drawn."""
-    handle = page.locator(f".textlab-temperature {handle_selector}")
-    times = []
-    for i in range(ROUND_TRIPS):
-        key, step = ("ArrowLeft", -1) if i % 2 else ("ArrowRight", 1)
-        readout = float(page.evaluate(_PANEL_JS)["readout"])
-        target = round(readout + step * TEMPERATURE_RANGE[2], 1)
-        page.evaluate(_ARM_ROUND_TRIP_JS, f"T={target:g},")
-        handle.press(key)
-        times.append(page.evaluate("() => window.__roundTrip"))
-    return times
-
-
 # `page` comes first: without a browser the test is skipped before a server starts.
 def test_temperature_slider_resamples_text_and_chart(page, lab, artifacts, capsys):
     page.goto(lab.url(NOTEBOOK.name))
     wait_for_kernel_idle(page, OPEN_TIMEOUT)
     page.keyboard.press("Control+b")  # hide the file browser: more room for the panel
     move_slider_and_check(page, ".noUi-handle", artifacts, run_all=lambda: run_all_cells(page))
-    times = sorted(slider_round_trips(page, ".noUi-handle"))
+    times = sorted(slider_round_trips(page, ".noUi-handle", ROUND_TRIPS))
     with capsys.disabled():  # a measurement, not a pass/fail: speed is judged by benchmarks
         print(f"\nslider round trip in JupyterLab (key press → new 300-character sample and chart drawn), "
               f"QUICK-mode model, {ROUND_TRIPS} presses: median {times[len(times) // 2]:.0f} ms, "

@@ -280,12 +280,13 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     The first ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
     ``cfg.eval_every`` steps, and once before the first, both the dev text and the whole
     validation text are scored with ``score``; the weights with the best *dev* score are kept,
-    and ``result.val_bpc`` is their validation score. With ``cfg.ema`` it is an average of the
-    weights that is scored and kept (``update_average``). Stops when the budget (``cfg.steps`` and/or
-    ``cfg.minutes`` of training: the evaluations' time comes on top, so a model that is slow to
-    score is not cut short by its own measurement) is spent, after ``cfg.patience`` evaluations
-    without a new best, on Ctrl-C,
-    or if the loss becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
+    and ``result.val_bpc`` is their validation score. With ``cfg.ema`` an average of the weights is
+    scored and kept (``update_average``): ``model`` holds that average all along, so a callback that
+    samples from ``model`` samples what is scored, and a copy of it is what the optimizer moves.
+    Stops when the budget (``cfg.steps`` and/or ``cfg.minutes`` of training: the evaluations' time
+    comes on top, so a model that is slow to score is not cut short by its own measurement) is
+    spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the loss
+    becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
     """
     cfg = cfg or TrainConfig()
@@ -309,8 +310,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     model.to(device).train()
     generator = torch.Generator().manual_seed(cfg.seed)
     batches = make_batches(cfg.batching, fit_ids, cfg.batch_size, cfg.seq_len, generator)
-    optimizer = make_optimizer(model, cfg)
-    kept = copy.deepcopy(model) if cfg.ema else model  # what is scored and kept: the average, if any
+    learner = copy.deepcopy(model) if cfg.ema else model  # what the optimizer moves; model: the average
+    optimizer = make_optimizer(learner, cfg)
     autocast, scaler = _autocast(device)
     max_steps = cfg.steps or math.inf
     budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
@@ -323,7 +324,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         """Score dev and val, keep the best weights (by dev), tell the callbacks; "stop" to stop early."""
         nonlocal kept_weights, evals_without_best, scoring_s, loss_sum, loss_count
         t_eval = time.perf_counter()
-        dev_bpc, val_bpc = score(kept, dev_ids), score(kept, val_ids)
+        dev_bpc, val_bpc = score(model, dev_ids), score(model, val_ids)
         scoring_s += time.perf_counter() - t_eval
         record = {"step": step, "chars_seen": chars, "seconds": round(training_seconds(), 2),
                   "train_bpc": loss_sum / loss_count / LN2 if loss_count else None,
@@ -333,10 +334,10 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         bar.set_postfix(dev_bpc=f"{dev_bpc:.3f}", val_bpc=f"{val_bpc:.3f}")
         if dev_bpc < best["dev_bpc"]:
             best.update(record)
-            kept_weights = {k: v.detach().clone() for k, v in kept.state_dict().items()}
+            kept_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             evals_without_best = 0
             if checkpoint is not None and vocab is not None:
-                save_checkpoint(checkpoint, kept, vocab, cfg, result.history)
+                save_checkpoint(checkpoint, model, vocab, cfg, result.history)
         else:
             evals_without_best += 1
         _emit(callbacks, "on_eval", record)
@@ -367,7 +368,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             elif cfg.state_reset:
                 state = forget_rows(state, cfg.state_reset, generator)
             with autocast:
-                loss, state = _next_char_loss(model, x, y, state)
+                loss, state = _next_char_loss(learner, x, y, state)
             # Keep the state's values but cut its history: backprop stops at this window.
             state = tuple(s.detach() for s in state) if model.stateful else None
             loss_value = loss.item()
@@ -377,10 +378,10 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
                                   f"Lower the learning rate (lr={cfg.lr}) or grad_clip")
                 tqdm.write(result.message)
                 break
-            optimizer_step(model, optimizer, loss, scaler, cfg.grad_clip)
+            optimizer_step(learner, optimizer, loss, scaler, cfg.grad_clip)
             step += 1
             if cfg.ema:
-                update_average(kept, model, step, cfg.ema)
+                update_average(model, learner, step, cfg.ema)
             chars += x.numel()
             loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
             elapsed = training_seconds()

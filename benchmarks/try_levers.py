@@ -1,0 +1,129 @@
+"""Levers measured for RESULTS.md but not adopted by textlab: how to repeat those rows.
+
+``bench_train.py --lever`` changes fields that textlab has. The levers here are not in textlab
+(each lost or tied in its measurement, see RESULTS.md "Round 2c"), so this script patches them
+into a run of ``bench_train.run``:
+
+  muon=LR     Muon (Jordan et al. 2024) on the LSTM's recurrent matrix ``weight_hh``: momentum 0.95
+              (Nesterov), the update orthogonalised by ``ns_steps`` Newton–Schulz iterations in
+              bfloat16, scaled by sqrt(rows / cols); AdamW for every other parameter. LR follows
+              the same warm-up and cosine as AdamW's, as a multiple of it.
+  ns_steps=N  Newton–Schulz iterations (default 5).
+  wdrop=P     DropConnect on ``weight_hh`` (AWD-LSTM's weight drop): a fresh mask per batch.
+  edrop=P     dropout on the embedded input characters.
+
+    python benchmarks/try_levers.py --seconds 200 "muon:muon=0.02,ns_steps=3"
+    python benchmarks/try_levers.py --seconds 600 "awd:hidden_size=512,dropout=0.25,wdrop=0.25,edrop=0.1"
+
+Each argument is ``NAME:field=value,...``: textlab config fields (as for ``--lever``) and the
+levers above, applied to ``default_configs("cpu", minutes=seconds / 60)``. One line per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import torch
+import torch.nn.functional as F
+from bench_train import matmul_peak, run, with_fields
+from torch.func import functional_call
+
+import textlab
+import textlab.models
+import textlab.training
+from textlab.config import default_configs
+from textlab.training import parameter_groups
+
+LEVERS = {"muon": 0.0, "ns_steps": 5, "wdrop": 0.0, "edrop": 0.0}
+active = dict(LEVERS)  # the levers of the run in progress
+
+
+def newton_schulz(g: torch.Tensor, steps: int) -> torch.Tensor:
+    """The nearest orthogonal matrix to ``g``, roughly (Muon's quintic iteration), in bfloat16."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = g.bfloat16()
+    wide = x.mT if g.size(0) > g.size(1) else x  # iterate on the wide side: the small Gram matrix
+    wide = wide / (wide.norm() + 1e-7)
+    for _ in range(steps):
+        gram = wide @ wide.mT
+        wide = a * wide + (b * gram + c * gram @ gram) @ wide
+    return (wide.mT if g.size(0) > g.size(1) else wide).to(g.dtype)
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Muon on the groups marked ``muon=True``, AdamW (torch's) on the others."""
+
+    def __init__(self, groups: list[dict], lr: float, ns_steps: int):
+        self.ns_steps = ns_steps
+        self.adamw = torch.optim.AdamW([g for g in groups if not g["muon"]], lr=lr, betas=(0.9, 0.99))
+        super().__init__(groups, {"lr": lr, "momentum": 0.95, "weight_decay": 0.0})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.adamw.step()  # shares its groups (and so the schedule's lr) with this optimizer
+        for group in self.param_groups:
+            if not group["muon"]:
+                continue
+            for p in group["params"]:
+                momentum = self.state[p].setdefault("momentum", torch.zeros_like(p))
+                momentum.mul_(group["momentum"]).add_(p.grad)
+                update = newton_schulz(p.grad.add(momentum, alpha=group["momentum"]), self.ns_steps)
+                scale = max(1.0, p.size(0) / p.size(1)) ** 0.5
+                p.add_(update, alpha=-group["lr"] * group["lr_scale"] * scale)
+
+
+ADAMW_ONLY = textlab.training.make_optimizer
+
+
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    """textlab's AdamW, or with ``muon`` set: Muon on ``weight_hh``, AdamW on the rest."""
+    if not active["muon"]:
+        return ADAMW_ONLY(model, cfg)
+    recurrent = [p for name, p in model.named_parameters() if name.startswith("lstm.weight_hh")]
+    ids = {id(p) for p in recurrent}
+    decay, rest = parameter_groups(model)
+    groups = [{"params": [p for p in decay if id(p) not in ids], "weight_decay": cfg.weight_decay, "muon": False},
+              {"params": rest, "weight_decay": 0.0, "muon": False},
+              {"params": recurrent, "muon": True, "lr_scale": active["muon"] / cfg.lr}]
+    return MuonAdamW(groups, cfg.lr, int(active["ns_steps"]))
+
+
+def lstm_forward(self, x: torch.Tensor, state=None):
+    """CharLSTM.forward with dropout on the embedded input and DropConnect on ``weight_hh``."""
+    emb = self.embed(x)
+    if self.training and active["edrop"]:
+        emb = F.dropout(emb, active["edrop"])
+    if self.training and active["wdrop"]:
+        weights = dict(self.lstm.named_parameters())
+        for name in weights:
+            if name.startswith("weight_hh"):
+                weights[name] = F.dropout(weights[name], active["wdrop"])
+        out, state = functional_call(self.lstm, weights, (emb, state))
+    else:
+        out, state = self.lstm(emb, state)
+    return self.head(self.drop(out)), state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--corpus", default="tiny_shakespeare")
+    parser.add_argument("runs", nargs="+", metavar="NAME:FIELD=VALUE,...")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    textlab.training.make_optimizer = make_optimizer
+    textlab.models.CharLSTM.forward = lstm_forward
+    text, peak = textlab.load_corpus(args.corpus).text, matmul_peak()
+    model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
+    for spec in args.runs:
+        name, _, assignments = spec.partition(":")
+        levers = [a for a in assignments.split(",") if a.split("=")[0] in LEVERS]
+        fields = ",".join(a for a in assignments.split(",") if a and a not in levers)
+        active.update(LEVERS, **{k: float(v) for k, v in (a.split("=") for a in levers)})
+        r = run(name, text, *with_fields(model_cfg, train_cfg, fields), args.seconds, peak)
+        print(f"{name} ({assignments}): {r['cps']:,.0f} chars/s, {r['steps']} steps, dev {r['dev_loss']:.3f}, "
+              f"val {r['val_loss']:.3f}, cold {r['window_loss']:.3f} (nats/char)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
