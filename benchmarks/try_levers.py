@@ -22,6 +22,7 @@ levers above, applied to ``default_configs("cpu", minutes=seconds / 60)``. One l
 from __future__ import annotations
 
 import argparse
+
 import torch
 import torch.nn.functional as F
 from bench_train import matmul_peak, run, with_fields
