@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -132,8 +133,8 @@ class WritesCyrillic(torch.nn.Module):
         self.model, self.config = model, model.config
         self.first, self.second = gpt2.encode(tokenizer, "я")  # one letter, two byte-level tokens
 
-    def forward(self, input_ids, **kwargs):
-        out = self.model(input_ids, **kwargs)
+    def forward(self, input_ids, cache=None, **kwargs):  # `cache`: transformers 5.24's name for it
+        out = self.model(input_ids, cache=cache, **kwargs)
         after = torch.where(input_ids == self.first, self.second, self.first)  # (B, T)
         out.logits = out.logits + 100 * F.one_hot(after, out.logits.shape[-1])
         return out
@@ -159,6 +160,14 @@ def test_greedy_generation_with_the_cache_equals_rereading(tiny):
             text = tokenizer.decode(new, clean_up_tokenization_spaces=False)
     assert len(ids) + len(new) > CONTEXT  # the cache filled up and was rebuilt
     assert generate(model, tokenizer, prime, length, temperature=0) == prime + text[:length]
+
+
+def test_generation_passes_the_cache_by_the_name_this_transformers_uses(tiny):
+    model, tokenizer = tiny
+    with warnings.catch_warnings():  # transformers 5.24 warns on the old name, past_key_values
+        warnings.simplefilter("error", FutureWarning)
+        text = generate(model, tokenizer, "The dog", 40, temperature=0)
+    assert len(text) == len("The dog") + 40
 
 
 def test_fine_tuning_lowers_the_bits_per_character(tiny):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import inspect
 import math
 import os
 import threading
@@ -408,11 +409,12 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
         generator.seed()
     else:
         generator.manual_seed(seed)
+    cache = _cache_name(model)
     x, past, new, text = torch.tensor([ids], device=device), None, [], ""
     for _ in range(4 * length):  # a character is at most 4 bytes: at most 4 byte-level tokens
         if len(text) >= length:
             break
-        out = model(x, past_key_values=past, use_cache=True)
+        out = model(x, use_cache=True, **{cache: past})
         probs = probabilities(out.logits[:, -1], temperature, top_k, top_p)  # (1, vocab)
         token = torch.multinomial(probs, 1, generator=generator)           # (1, 1)
         ids.append(int(token))
@@ -421,8 +423,17 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
         if len(ids) > context:  # the context is full: re-read its last ``context`` tokens afresh
             x, past = torch.tensor([ids[-context:]], device=device), None
         else:
-            x, past = token, out.past_key_values
+            x, past = token, getattr(out, cache)
     return prime + text[:length]
+
+
+def _cache_name(model: nn.Module) -> str:
+    """What ``model``'s forward calls its key/value cache, in its argument and in its output.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns, and goes in
+    5.40); Colab's minor version changes under the course, so ask the model which it takes.
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 # ---------------------------------------------------------------------------- fine-tuning
