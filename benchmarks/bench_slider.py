@@ -35,7 +35,7 @@ from browser_support import (CHROMIUM_ARGS, VIEWPORT, JupyterLab, run_all_cells,
 LENGTH = 300
 # The notebook the browser opens: the default model, the panel, then the kernel's own timings.
 CELLS = [
-    """import statistics, time
+    """import statistics, timeit
 from dataclasses import replace
 
 import torch
@@ -49,13 +49,8 @@ model_cfg, _ = default_configs("cpu", minutes={minutes})
 model = textlab.build_model(replace(model_cfg, vocab_size=len(vocab))).eval()""",
     """panel = SamplerPanel(model, vocab, prime="ROMEO:", length={length})
 panel""",
-    """def median_ms(fn, repeats=11):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    """def median_ms(fn):
+    return 1000 * statistics.median(timeit.repeat(fn, number=1, repeat=11))
 
 sample_ms = median_ms(lambda: textlab.sample(model, vocab, "ROMEO:", {length}, 0.8, seed=0))
 update_ms = median_ms(panel.update)
