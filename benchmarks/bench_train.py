@@ -6,8 +6,9 @@ the plain char-LSTM of the seed notebooks (random windows of 100, batch 64, cons
 batch 12, lr 1e-3 cosine to 1e-4, no dropout, random windows). Each is scored on the whole
 validation split (last 10%) in nats per character, two ways (``textlab.training.evaluate``):
 ``val`` with state carried / a sliding context (the default), ``window`` on nanoGPT's cold
-64-character windows (``context=0, stride=64``). Beside each: characters read per second and
-the share of this CPU's matmul peak (measured here) that the training arithmetic used.
+64-character windows (``context=0, stride=64``). Beside each: characters read per second, the
+share of this CPU's matmul peak (measured here) that the training arithmetic used, and how many of
+its samples from a cold start fall into loops of rare characters (``derailed_share``).
 
     python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
     python benchmarks/bench_train.py --skip-baseline --lever "ema:ema=0.998" --lever "drop:dropout=0.1"
@@ -21,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections
 import math
+import re
 import statistics
 import sys
 import time
@@ -32,6 +35,7 @@ from common import append_results, table
 
 import textlab
 from textlab.config import ModelConfig, TrainConfig, default_configs
+from textlab.corpora import Split
 from textlab.training import evaluate, kept_record, parameter_groups
 
 # The seed notebooks' recipe, expressed in textlab's configs (same trainer and evaluation).
@@ -47,6 +51,23 @@ NANOGPT_RECIPE = (ModelConfig(kind="gpt", embed_dim=128, hidden_size=128, num_la
                   TrainConfig(batching="random", seq_len=64, batch_size=12, lr=1e-3, min_lr_ratio=0.1,
                               warmup=0.05, weight_decay=0.1, eval_every=1000))
 COLD_WINDOWS = {"context": 0, "stride": 64}  # nanoGPT's protocol
+
+
+def derailed_share(model: torch.nn.Module, vocab: textlab.CharVocab, split: Split,
+                   primes: int = 20, length: int = 200) -> float:
+    """The share of cold-start samples that fall off the rails into rare characters (``3&3&Q…``).
+
+    Each prime is the first word of a paragraph of the validation text (in a play: a speaker's name),
+    up to ``primes`` different ones. Each is sampled from a zero state, as ``textlab.sample`` does, at
+    temperatures 0.5 and 0.8, three samples each. A sample is derailed when more than 5% of its
+    characters are ones the training text uses less than once in 1,000.
+    """
+    counts = collections.Counter(split.train)
+    rare = {c for c, n in counts.items() if n < len(split.train) / 1000}
+    starts = list(dict.fromkeys(re.findall(r"\n\n(\S+)", split.val)))[:primes]
+    samples = [s[len(prime):] for prime in starts for t in (0.5, 0.8)
+               for s in textlab.sample(model, vocab, prime, length, t, seed=0, num_samples=3)]
+    return sum(sum(c in rare for c in s) > 0.05 * length for s in samples) / len(samples)
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -83,7 +104,8 @@ def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, se
             "chars": res.history[-1]["chars_seen"], "seconds": res.seconds, "cps": cps,
             "peak": cps * train_flops_per_char(r.model) / peak,
             "dev_loss": kept_record(res.history)["dev_bpc"] * math.log(2),
-            "val_loss": res.val_bpc * math.log(2), "window_loss": window_bpc * math.log(2)}
+            "val_loss": res.val_bpc * math.log(2), "window_loss": window_bpc * math.log(2),
+            "derailed": derailed_share(r.model, r.vocab, r.split)}
 
 
 def with_fields(model_cfg: ModelConfig, train_cfg: TrainConfig, assignments: str):
@@ -129,10 +151,10 @@ def main() -> None:
 
     rows = [[r["name"], f"{r['params']:,}", r["steps"], f"{r['chars']:,}", f"{r['cps']:,.0f}",
              f"{r['peak']:.2f}", f"{r['seconds']:.0f}", f"{r['dev_loss']:.3f}", f"{r['val_loss']:.3f}",
-             f"{r['window_loss']:.3f}"]
+             f"{r['window_loss']:.3f}", f"{r['derailed']:.0%}"]
             for r in results.values()]
     body = table(["run", "params", "steps", "chars seen", "chars/s", "of peak", "wall s",
-                  "dev loss (chooses)", "val loss (nats)", "cold-window loss (nats)"], rows)
+                  "dev loss (chooses)", "val loss (nats)", "cold-window loss (nats)", "cold samples derailed"], rows)
     body += (f"\n\nmatmul peak {peak / 1e9:.0f} GFLOP/s; levers: {' '.join(args.lever) or 'none'}"
              f"\n\ndefault: {model_cfg}\n\n{replace(train_cfg, minutes=args.seconds / 60)}")
     print(body)

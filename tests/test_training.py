@@ -226,7 +226,7 @@ def test_the_lstm_state_is_carried_between_stream_windows_only(data, batching):
     vocab, train_ids, val = data
     torch.manual_seed(0)
     model = StateSpy(len(vocab))
-    train(model, train_ids, val, replace(TINY, batching=batching))
+    train(model, train_ids, val, replace(TINY, batching=batching, state_reset=0.0))
     given_states = [received for received, _ in model.calls]
     if batching == "random":
         assert given_states == [None] * len(model.calls)
@@ -235,6 +235,21 @@ def test_the_lstm_state_is_carried_between_stream_windows_only(data, batching):
     assert given_states[0] is None and None not in given_states[1:]
     for (_, returned), (received, _) in zip(model.calls, model.calls[1:]):
         assert all(torch.equal(a, b) for a, b in zip(returned, received))  # the values flow on, detached
+
+
+def test_by_default_some_stream_rows_start_cold_and_the_rest_carry_on(data):
+    vocab, train_ids, val = data
+    torch.manual_seed(0)
+    model = StateSpy(len(vocab))
+    train(model, train_ids, val, replace(TINY, steps=40))
+    rows_zeroed = rows_carried = 0
+    for (_, returned), (received, _) in zip(model.calls, model.calls[1:]):
+        cold = (received[0] == 0).all(-1)[0]  # (B,): rows whose state was zeroed before this window
+        for a, b in zip(returned, received):
+            assert torch.equal(a[:, ~cold], b[:, ~cold]) and (b[:, cold] == 0).all()
+        rows_zeroed, rows_carried = rows_zeroed + int(cold.sum()), rows_carried + int((~cold).sum())
+    share = rows_zeroed / (rows_zeroed + rows_carried)  # 39 windows × 4 rows
+    assert rows_zeroed > 0 and abs(share - TrainConfig().state_reset) < 0.1
 
 
 def test_sampling_in_a_callback_does_not_switch_dropout_off(data):
@@ -425,7 +440,9 @@ def test_early_stopping_after_patience(data):
                                              ({"steps": 0}, "must be positive"),
                                              ({"steps": None, "minutes": 0.0}, "must be positive"),
                                              ({"eval_every": 0}, "eval_every"),
-                                             ({"warmup": 1.0}, "warmup")])
+                                             ({"warmup": 1.0}, "warmup"),
+                                             ({"ema": 1.0}, "ema is a decay"),
+                                             ({"state_reset": 1.5}, "state_reset is a share")])
 def test_train_needs_a_sensible_budget(data, budget, message):
     vocab, train_ids, val = data
     with pytest.raises(ValueError, match=message):

@@ -300,6 +300,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         raise ValueError(f"warmup is a share of the budget in [0, 1), not {cfg.warmup}")
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema is a decay per step in [0, 1) (0: off), not {cfg.ema}")
+    if not 0 <= cfg.state_reset <= 1:
+        raise ValueError(f"state_reset is a share of the rows in [0, 1] (0: always carry), not {cfg.state_reset}")
     lr_at(0.5, cfg)  # an unknown schedule fails here, before any work
     if not model.stateful and cfg.seq_len > model.config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's block_size="
