@@ -260,8 +260,9 @@ def update_average(average: nn.Module, model: nn.Module, step: int, ema: float) 
 def forget_rows(state: tuple, share: float, generator: torch.Generator) -> tuple:
     """Zero the carried state of a random ``share`` of the stream rows: those windows start cold.
 
-    A model only ever trained with a warm state never learns to start from nothing, which is
-    how nanoGPT scores (cold 64-character windows); a few cold starts teach it.
+    A model only ever trained with a warm state never learns to start from nothing. Yet every
+    sample starts from a zero state, and so does nanoGPT's scoring (cold 64-character windows):
+    a few cold starts teach it.
     """
     keep = (torch.rand(state[0].shape[1], generator=generator) >= share).to(state[0])  # (B,)
     return tuple(s * keep[None, :, None] for s in state)
