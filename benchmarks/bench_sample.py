@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 
 import torch
-from common import append_results, table
+from common import SHAKESPEARE_CHARS, append_results, table
 
 import textlab
 from textlab.config import default_configs
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    vocab = textlab.CharVocab("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    vocab = textlab.CharVocab(SHAKESPEARE_CHARS)
     model_cfg, _ = default_configs("cpu", minutes=args.minutes)
     model = textlab.build_model(replace(model_cfg, vocab_size=len(vocab))).eval()
     n = args.length

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import append_results, table
+from common import SHAKESPEARE_CHARS, append_results, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser_support import (CHROMIUM_ARGS, VIEWPORT, JupyterLab, run_all_cells,  # noqa: E402
@@ -44,7 +44,7 @@ from textlab.config import default_configs
 from textlab.widgets import SamplerPanel
 
 torch.set_num_threads({threads})
-vocab = textlab.CharVocab("\\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+vocab = textlab.CharVocab({chars!r})
 model_cfg, _ = default_configs("cpu", minutes={minutes})
 model = textlab.build_model(replace(model_cfg, vocab_size=len(vocab))).eval()""",
     """panel = SamplerPanel(model, vocab, prime="ROMEO:", length={length})
@@ -61,7 +61,7 @@ print(f"kernel: sample_ms={{sample_ms:.1f}} update_ms={{update_ms:.1f}} "
 
 def write_notebook(path: Path, threads: int, minutes: float) -> None:
     cells = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-              "source": c.format(threads=threads, minutes=minutes, length=LENGTH)} for c in CELLS]
+              "source": c.format(threads=threads, minutes=minutes, length=LENGTH, chars=SHAKESPEARE_CHARS)} for c in CELLS]
     nb = {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
           "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
     path.write_text(json.dumps(nb, indent=1), encoding="utf-8")

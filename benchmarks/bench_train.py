@@ -58,13 +58,15 @@ def derailed_share(model: torch.nn.Module, vocab: textlab.CharVocab, split: Spli
     """The share of cold-start samples that fall off the rails into rare characters (``3&3&Q…``).
 
     Each prime is the first word of a paragraph of the validation text (in a play: a speaker's name),
-    up to ``primes`` different ones. Each is sampled from a zero state, as ``textlab.sample`` does, at
-    temperatures 0.5 and 0.8, three samples each. A sample is derailed when more than 5% of its
-    characters are ones the training text uses less than once in 1,000.
+    up to ``primes`` different ones; a text without blank lines gives its first word. Each is
+    sampled from a zero state, as ``textlab.sample`` does, at temperatures 0.5 and 0.8, three
+    samples each. A sample is derailed when more than 5% of its characters are ones the training
+    text uses less than once in 1,000.
     """
     counts = collections.Counter(split.train)
     rare = {c for c, n in counts.items() if n < len(split.train) / 1000}
     starts = list(dict.fromkeys(re.findall(r"\n\n(\S+)", split.val)))[:primes]
+    starts = starts or re.findall(r"\S+", split.val)[:1]
     samples = [s[len(prime):] for prime in starts for t in (0.5, 0.8)
                for s in textlab.sample(model, vocab, prime, length, t, seed=0, num_samples=3)]
     return sum(sum(c in rare for c in s) > 0.05 * length for s in samples) / len(samples)

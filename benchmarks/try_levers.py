@@ -41,13 +41,13 @@ active = dict(LEVERS)  # the levers of the run in progress
 def newton_schulz(g: torch.Tensor, steps: int) -> torch.Tensor:
     """The nearest orthogonal matrix to ``g``, roughly (Muon's quintic iteration), in bfloat16."""
     a, b, c = 3.4445, -4.7750, 2.0315
-    x = g.bfloat16()
-    wide = x.mT if g.size(0) > g.size(1) else x  # iterate on the wide side: the small Gram matrix
+    tall = g.size(0) > g.size(1)
+    wide = g.bfloat16().mT if tall else g.bfloat16()  # iterate on the wide side: the small Gram matrix
     wide = wide / (wide.norm() + 1e-7)
     for _ in range(steps):
         gram = wide @ wide.mT
         wide = a * wide + (b * gram + c * gram @ gram) @ wide
-    return (wide.mT if g.size(0) > g.size(1) else wide).to(g.dtype)
+    return (wide.mT if tall else wide).to(g.dtype)
 
 
 class MuonAdamW(torch.optim.Optimizer):
