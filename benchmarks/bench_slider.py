@@ -84,8 +84,7 @@ def main() -> None:
         write_notebook(root / "slider.ipynb", args.threads, args.minutes)
         env = {k: v for k, v in os.environ.items() if k != "TEXTLAB_QUICK"}  # the default model, not QUICK's
         env["OMP_NUM_THREADS"] = str(args.threads)
-        lab = JupyterLab.start(root, env, state_dir=Path(tmp) / "jupyter")
-        try:
+        with JupyterLab.start(root, env, state_dir=Path(tmp) / "jupyter") as lab:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport=VIEWPORT)
@@ -97,8 +96,6 @@ def main() -> None:
                 page.locator(".textlab-sampler").scroll_into_view_if_needed()
                 times = slider_round_trips(page, ".noUi-handle", args.presses)
                 browser.close()
-        finally:
-            lab.stop()
 
     found = dict(re.findall(r"(\w+)=([\d.]+)", kernel))
     sample_ms, update_ms = float(found["sample_ms"]), float(found["update_ms"])

@@ -1,10 +1,10 @@
 """Helpers for the real-browser test: a throw-away JupyterLab server and what a user does in it.
 
-    lab = JupyterLab.start(root, env, state)  # jupyter lab on 127.0.0.1, a free port, a random token
-    page.goto(lab.url("notebook.ipynb"))      # a Playwright page in headless Chromium
-    run_all_cells(page); wait_until_executed(page)
-    ...
-    lab.stop()                                # the server, its kernels, nothing left running
+    with JupyterLab.start(root, env, state) as lab:  # jupyter lab on 127.0.0.1, a free port, a random token
+        page.goto(lab.url("notebook.ipynb"))         # a Playwright page in headless Chromium
+        run_all_cells(page); wait_until_executed(page)
+        ...
+    # here the server and its kernels are stopped: nothing is left running, even after a SIGTERM
 
 Everything the server writes (settings, workspaces, runtime files, kernel specs) goes to a
 temporary folder, so the test neither reads nor changes the settings of the person running it.
@@ -22,8 +22,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from textlab.widgets import TEMPERATURE_RANGE
 
@@ -109,14 +110,34 @@ def _disconnect_slider(nb: dict) -> None:
     raise ValueError("no cell ends in SamplerPanel(...): cannot disconnect its slider")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 @dataclass
 class JupyterLab:
-    """A `jupyter lab` server this process started, in its own process group."""
+    """A `jupyter lab` server this process started, in its own process group.
+
+    Use it as ``with JupyterLab.start(...) as lab:``. The server runs in a session of its own, so
+    it outlives this process unless ``stop`` runs; and a SIGTERM (``timeout``, a cancelled CI job)
+    ends Python at once, skipping every ``finally``. Inside the ``with`` block a SIGTERM raises
+    KeyboardInterrupt instead, as Ctrl-C would: the block and pytest's fixtures unwind and the
+    server is stopped.
+    """
 
     process: subprocess.Popen
     port: int
     token: str
     log_path: Path
+    _sigterm_before: Any = field(default=None, repr=False)
+
+    def __enter__(self) -> "JupyterLab":
+        self._sigterm_before = signal.signal(signal.SIGTERM, _interrupt)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        signal.signal(signal.SIGTERM, self._sigterm_before)
+        self.stop()
 
     @classmethod
     def command(cls, port: int, token: str, root: Path) -> list[str]:

@@ -20,13 +20,16 @@ except under CI (``CI`` set), where a skipped browser test would hide a broken p
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from browser_support import (LAB_CELLS, PANEL_JS, JupyterLab, copy_notebook, run_all_cells,
-                             slider_round_trips, wait_for_kernel_idle, wait_until_executed)
+from browser_support import (LAB_CELLS, PANEL_JS, SERVER_STOP_TIMEOUT, JupyterLab, copy_notebook,
+                             run_all_cells, slider_round_trips, wait_for_kernel_idle, wait_until_executed)
 from conftest import SHARED_DATA
 from textlab.widgets import TEMPERATURE_RANGE
 
@@ -63,9 +66,38 @@ def lab(tmp_path):
     root = tmp_path / "notebooks"
     root.mkdir()
     copy_notebook(NOTEBOOK, root, disconnect_slider=DISCONNECT)
-    server = JupyterLab.start(root, _kernel_env(tmp_path / "cache"), state_dir=tmp_path / "jupyter")
-    yield server
-    server.stop()
+    with JupyterLab.start(root, _kernel_env(tmp_path / "cache"), state_dir=tmp_path / "jupyter") as server:
+        yield server
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_sigterm_to_the_test_stops_its_jupyterlab_too(tmp_path):
+    """``timeout`` or a cancelled CI job ends a run with SIGTERM: its server must not outlive it."""
+    script = (f"import os, sys, time; from pathlib import Path; sys.path.insert(0, {str(REPO / 'tests')!r})\n"
+              "from browser_support import JupyterLab\n"
+              f"with JupyterLab.start(Path({str(tmp_path)!r}), dict(os.environ), Path({str(tmp_path / 'jupyter')!r})) as lab:\n"
+              "    print(lab.process.pid, flush=True)\n"
+              "    time.sleep(300)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    server = None
+    try:
+        server = int(child.stdout.readline())
+        assert running(server)
+        child.send_signal(signal.SIGTERM)
+        child.wait(SERVER_STOP_TIMEOUT + 15)
+        assert not running(server), "JupyterLab outlived the process that started it"
+    finally:
+        child.kill()
+        child.wait()
+        if server is not None and running(server):
+            os.killpg(server, signal.SIGKILL)
 
 
 def empty_folder(path: Path) -> Path:

@@ -254,10 +254,9 @@ def test_classic_notebook_slider_resamples_with_ipywidgets_7(page, colab_env, tm
     root.mkdir()
     copy_notebook(NOTEBOOK, root, disconnect_slider=DISCONNECT)
     monkeypatch.setattr(ClassicNotebook, "python", str(COLAB_PYTHON))
-    server = ClassicNotebook.start(root, colab_env, state_dir=tmp_path / "jupyter")
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
-    try:
+    with ClassicNotebook.start(root, colab_env, state_dir=tmp_path / "jupyter") as server:
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(server.url(NOTEBOOK.name))
         page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
                                " && Jupyter.notebook.kernel.is_connected()", timeout=OPEN_TIMEOUT * 1000)
@@ -265,8 +264,6 @@ def test_classic_notebook_slider_resamples_with_ipywidgets_7(page, colab_env, tm
         move_slider_and_check(page, ".ui-slider-handle", empty_folder(ARTIFACTS / "classic-notebook"),
                               run_all=lambda: page.evaluate("Jupyter.notebook.execute_all_cells()"),
                               cells=CLASSIC_CELLS)
-    finally:
-        server.stop()
     assert (root / "textlab-src" / "pyproject.toml").is_file(), "the set-up cell did not clone"
 
 
