@@ -1,7 +1,7 @@
 """Levers measured for RESULTS.md but not adopted by textlab: how to repeat those rows.
 
 ``bench_train.py --lever`` changes fields that textlab has. The levers here are not in textlab
-(each lost or tied in its measurement, see RESULTS.md "Round 2c"), so this script patches them
+(each lost or tied in its measurement, see RESULTS.md "Round 2c" and "Round 2e"), so this script patches them
 into a run of ``bench_train.run``:
 
   muon=LR     Muon (Jordan et al. 2024) on the LSTM's recurrent matrix ``weight_hh``: momentum 0.95
@@ -11,9 +11,18 @@ into a run of ``bench_train.run``:
   ns_steps=N  Newton–Schulz iterations (default 5).
   wdrop=P     DropConnect on ``weight_hh`` (AWD-LSTM's weight drop): a fresh mask per batch.
   edrop=P     dropout on the embedded input characters.
+  fbias=B     start the LSTM's forget-gate biases at B (Jozefowicz et al. 2015: 1), not ~0.
+  orth=1      start each gate's recurrent matrix orthogonal, not uniform in ±1/sqrt(H).
+  mingru=1    replace the LSTM by a stack of ``num_layers`` minGRU blocks of width ``hidden_size``
+              (Feng et al. 2024, "Were RNNs all we needed?"): each block is LayerNorm → minGRU →
+              residual, LayerNorm → MLP (4×) → residual. minGRU's gates read the input only,
+              h_t = (1 − z_t) h_{t−1} + z_t g(h̃_t), so every matmul runs once over the whole
+              window and the recurrence is element-wise: no matrix waits for the character
+              before it.
 
     python benchmarks/try_levers.py --seconds 200 "muon:muon=0.02,ns_steps=3"
     python benchmarks/try_levers.py --seconds 600 "awd:hidden_size=512,dropout=0.25,wdrop=0.25,edrop=0.1"
+    python benchmarks/try_levers.py --seconds 200 "mingru:mingru=1,num_layers=3,hidden_size=192,lr=3e-3"
 
 Each argument is ``NAME:field=value,...``: textlab config fields (as for ``--lever``) and the
 levers above, applied to ``default_configs("cpu", minutes=seconds / 60)``. One line per run.
@@ -24,6 +33,7 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from bench_train import matmul_peak, run, with_fields
 from torch.func import functional_call
@@ -34,7 +44,7 @@ import textlab.training
 from textlab.config import default_configs
 from textlab.training import parameter_groups
 
-LEVERS = {"muon": 0.0, "ns_steps": 5, "wdrop": 0.0, "edrop": 0.0}
+LEVERS = {"muon": 0.0, "ns_steps": 5, "wdrop": 0.0, "edrop": 0.0, "mingru": 0.0, "fbias": 0.0, "orth": 0.0}
 active = dict(LEVERS)  # the levers of the run in progress
 
 
@@ -104,6 +114,108 @@ def lstm_forward(self, x: torch.Tensor, state=None):
     return self.head(self.drop(out)), state
 
 
+class LinearScan(torch.autograd.Function):
+    """h_t = a_t · h_{t−1} + b_t over the time axis (dim 0), h_0 given: one fused multiply-add per step.
+
+    A Python loop of T element-wise steps on (B, W) slices costs ~1 ms for T = 128 here; the
+    log-space parallel scan (``logcumsumexp``) took ~10 ms per call on two CPU threads.
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        h = torch.empty_like(b)                     # (T, B, W)
+        prev = h0
+        for t in range(len(b)):
+            prev = torch.addcmul(b[t], a[t], prev, out=h[t])
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h: torch.Tensor):
+        a, h, h0 = ctx.saved_tensors
+        grad_b = torch.empty_like(grad_h)           # dL/dh_t by every path: grad_h_t + a_{t+1} · dL/dh_{t+1}
+        grad_b[-1] = grad_h[-1]
+        for t in reversed(range(len(grad_h) - 1)):
+            torch.addcmul(grad_h[t], a[t + 1], grad_b[t + 1], out=grad_b[t])
+        before = torch.cat([h0[None], h[:-1]])      # h_{t−1}
+        return grad_b * before, grad_b, a[0] * grad_b[0]
+
+
+class MinGRUBlock(nn.Module):
+    """x + W_o · minGRU(LN(x)), then x + MLP(LN(x)): a transformer block with minGRU for attention."""
+
+    def __init__(self, width: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.gates = nn.Linear(width, 2 * width)      # z (as its logit) and the candidate h̃
+        self.out = nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        k, cand = self.gates(self.norm1(x)).transpose(0, 1).chunk(2, -1)  # (T, B, W) each: one matmul
+        z = k.sigmoid()
+        g = torch.where(cand >= 0, cand + 0.5, cand.sigmoid())           # g(h̃) > 0
+        h0 = h0 if h0 is not None else x.new_zeros(x.shape[0], x.shape[2])
+        h = LinearScan.apply((1 - z).contiguous(), (z * g).contiguous(), h0)  # h_t = (1 − z_t) h_{t−1} + z_t g(h̃_t)
+        x = x + self.drop(self.out(h.transpose(0, 1)))
+        return x + self.drop(self.mlp(self.norm2(x))), h[-1]
+
+
+class MinGRULM(nn.Module):
+    """Embedding → ``num_layers`` minGRU blocks → LayerNorm → read-out; state: every block's last h."""
+
+    stateful = True
+
+    def __init__(self, cfg: textlab.ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.blocks = nn.ModuleList(MinGRUBlock(cfg.hidden_size, cfg.dropout) for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(cfg.hidden_size)
+        self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+
+    def forward(self, x: torch.Tensor, state=None):
+        x, last = self.embed(x), []
+        for i, block in enumerate(self.blocks):
+            x, h = block(x, None if state is None else state[0][i])
+            last.append(h)
+        return self.head(self.norm(x)), (torch.stack(last),)  # state: ((layers, B, W),)
+
+    @torch.no_grad()
+    def stepper(self):
+        """One character at a time, by the same forward: fast enough for ``derailed_share``."""
+        def step(ids: torch.Tensor, state):
+            logits, state = self(ids[:, None], state)  # (B, 1, V)
+            return logits[:, 0], state
+
+        return step
+
+
+BUILD_MODEL = textlab.training.build_model
+
+
+def build_model(cfg: textlab.ModelConfig) -> nn.Module:
+    """textlab's model, or with ``mingru`` set: a minGRU stack of the same width and depth fields.
+
+    With ``fbias`` the LSTM's forget gates start at that bias (their sum over ``bias_ih`` and
+    ``bias_hh``), so it starts out remembering; with ``orth``, each layer's four recurrent
+    matrices start orthogonal.
+    """
+    if active["mingru"]:
+        return MinGRULM(cfg)
+    model = BUILD_MODEL(cfg)
+    H = cfg.hidden_size
+    with torch.no_grad():
+        for name, p in model.lstm.named_parameters():
+            if active["fbias"] and name.startswith("bias_"):  # gate order: input, forget, cell, output
+                p[H:2 * H] = active["fbias"] / 2
+            if active["orth"] and name.startswith("weight_hh"):
+                for gate in p.split(H):
+                    nn.init.orthogonal_(gate)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=200)
@@ -114,6 +226,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     textlab.training.make_optimizer = make_optimizer
     textlab.models.CharLSTM.forward = lstm_forward
+    textlab.training.build_model = build_model
     text, peak = textlab.load_corpus(args.corpus).text, matmul_peak()
     model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
     for spec in args.runs:
