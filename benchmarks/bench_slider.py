@@ -5,7 +5,8 @@ speed does not depend on them) in JupyterLab, in headless Chromium, and presses 
 on its temperature slider. Each round trip is timed in the page, from the key press until the
 panel shows a 300-character sample headed by the new temperature and a new next-character chart.
 Beside it, what the kernel spends on its side of one round trip, timed in the kernel: the
-sample alone, and ``SamplerPanel.update()`` (sample + chart + the new HTML sent to the page).
+sample alone, and ``SamplerPanel.update()`` (sample + chart + the new HTML sent to the page),
+timed in turn.
 The rest is the widget protocol and the browser. Each figure is a median.
 
     python benchmarks/bench_slider.py                 # about 30 s; needs Debian's chromium
@@ -49,11 +50,17 @@ model_cfg, _ = default_configs("cpu", minutes={minutes})
 model = textlab.build_model(replace(model_cfg, vocab_size=len(vocab))).eval()""",
     """panel = SamplerPanel(model, vocab, prime="ROMEO:", length={length})
 panel""",
-    """def median_ms(fn):
-    return 1000 * statistics.median(timeit.repeat(fn, number=1, repeat=11))
+    """def median_ms(*fns, repeat=11):
+    # Timed in turn, so a slow moment of the machine falls on both, and the part (the sample)
+    # cannot come out longer than the whole (the update that contains it).
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ms in zip(fns, times):
+            ms.append(1000 * timeit.timeit(fn, number=1))
+    return [statistics.median(ms) for ms in times]
 
-sample_ms = median_ms(lambda: textlab.sample(model, vocab, "ROMEO:", {length}, 0.8, seed=0))
-update_ms = median_ms(panel.update)
+sample_ms, update_ms = median_ms(lambda: textlab.sample(model, vocab, "ROMEO:", {length}, 0.8, seed=0),
+                                 panel.update)
 print(f"kernel: sample_ms={{sample_ms:.1f}} update_ms={{update_ms:.1f}} "
       f"parameters={{textlab.count_parameters(model)}}")""",
 ]
