@@ -285,7 +285,7 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
     const header = () => panel.querySelector('.textlab-sample .widget-html-content > div').innerText.trim();
     const oldChart = chart();
     document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
-    window.__roundTrip = new Promise((resolve) => {
+    window.__roundTrip = new Promise((resolve, reject) => {
         const observer = new MutationObserver(() => {
             if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
                 observer.disconnect();
@@ -293,6 +293,12 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
             }
         });
         observer.observe(panel, {subtree: true, childList: true, characterData: true});
+        setTimeout(() => {  // fail with what the page shows, rather than wait for ever
+            observer.disconnect();
+            reject(new Error(`no sample headed "${prefix}" with a new chart 30 s after the key press: ` +
+                             `the header reads "${header().slice(0, 40)}", the chart ` +
+                             (chart() === oldChart ? 'did not change' : 'changed')));
+        }, 30000);
     });
 }"""
 
