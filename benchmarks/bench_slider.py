@@ -51,8 +51,8 @@ model = textlab.build_model(replace(model_cfg, vocab_size=len(vocab))).eval()"""
     """panel = SamplerPanel(model, vocab, prime="ROMEO:", length={length})
 panel""",
     """def median_ms(*fns, repeat=11):
-    # Timed in turn, so a slow moment of the machine falls on both, and the part (the sample)
-    # cannot come out longer than the whole (the update that contains it).
+    # Timed in turn, so a slow moment of the machine falls on all of them alike, and the part
+    # (the sample) does not come out longer than the whole (the update that contains it).
     times = [[] for _ in fns]
     for _ in range(repeat):
         for fn, ms in zip(fns, times):
