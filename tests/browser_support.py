@@ -286,19 +286,20 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
     const oldChart = chart();
     document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
     window.__roundTrip = new Promise((resolve, reject) => {
-        const observer = new MutationObserver(() => {
-            if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
-                observer.disconnect();
-                resolve(performance.now() - window.__pressed);
-            }
-        });
-        observer.observe(panel, {subtree: true, childList: true, characterData: true});
-        setTimeout(() => {  // fail with what the page shows, rather than wait for ever
+        const giveUp = setTimeout(() => {  // fail with what the page shows, rather than wait for ever
             observer.disconnect();
             reject(new Error(`no sample headed "${prefix}" with a new chart 30 s after the key press: ` +
                              `the header reads "${header().slice(0, 40)}", the chart ` +
                              (chart() === oldChart ? 'did not change' : 'changed')));
         }, 30000);
+        const observer = new MutationObserver(() => {
+            if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
+                observer.disconnect();
+                clearTimeout(giveUp);
+                resolve(performance.now() - window.__pressed);
+            }
+        });
+        observer.observe(panel, {subtree: true, childList: true, characterData: true});
     });
 }"""
 
