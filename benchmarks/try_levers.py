@@ -35,7 +35,7 @@ import argparse
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from bench_train import matmul_peak, run, with_fields
+from bench_train import run, with_fields
 from torch.func import functional_call
 
 import textlab
@@ -227,14 +227,14 @@ def main() -> None:
     textlab.training.make_optimizer = make_optimizer
     textlab.models.CharLSTM.forward = lstm_forward
     textlab.training.build_model = build_model
-    text, peak = textlab.load_corpus(args.corpus).text, matmul_peak()
+    text = textlab.load_corpus(args.corpus).text
     model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
     for spec in args.runs:
         name, _, assignments = spec.partition(":")
         levers = [a for a in assignments.split(",") if a.split("=")[0] in LEVERS]
         fields = ",".join(a for a in assignments.split(",") if a and a not in levers)
         active.update(LEVERS, **{k: float(v) for k, v in (a.split("=") for a in levers)})
-        r = run(name, text, *with_fields(model_cfg, train_cfg, fields), args.seconds, peak)
+        r = run(name, text, *with_fields(model_cfg, train_cfg, fields), args.seconds)
         print(f"{name} ({assignments}): {r['cps']:,.0f} chars/s, {r['steps']} steps, dev {r['dev_loss']:.3f}, "
               f"val {r['val_loss']:.3f}, cold {r['window_loss']:.3f} (nats/char)", flush=True)
 
