@@ -284,13 +284,15 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
     const chart = () => panel.querySelector('.textlab-chart').innerText;
     const header = () => panel.querySelector('.textlab-sample .widget-html-content > div').innerText.trim();
     const oldChart = chart();
+    window.__pressed = undefined;  // set by the next key press, not left over from the last round trip
     document.addEventListener('keydown', () => { window.__pressed = performance.now(); }, {capture: true, once: true});
     window.__roundTrip = new Promise((resolve, reject) => {
         const giveUp = setTimeout(() => {  // fail with what the page shows, rather than wait for ever
             observer.disconnect();
-            reject(new Error(`no sample headed "${prefix}" with a new chart 30 s after the key press: ` +
-                             `the header reads "${header().slice(0, 40)}", the chart ` +
-                             (chart() === oldChart ? 'did not change' : 'changed')));
+            const seen = window.__pressed === undefined ? 'no key press reached the page'
+                : `the header reads "${header().slice(0, 40)}", the chart ` +
+                  (chart() === oldChart ? 'did not change' : 'changed');
+            reject(new Error(`no sample headed "${prefix}" with a new chart 30 s after arming: ${seen}`));
         }, 30000);
         const observer = new MutationObserver(() => {
             if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
