@@ -11,6 +11,10 @@ patches them into a run of ``bench_train.run``:
   ns_steps=N  Newton–Schulz iterations (default 5).
   wdrop=P     DropConnect on ``weight_hh`` (AWD-LSTM's weight drop): a fresh mask per batch.
   edrop=P     dropout on the embedded input characters.
+  ar=A        activation regularisation (AWD-LSTM's AR): add A · mean(h²) of the LSTM's dropped
+              outputs to the loss, so the hidden states stay small.
+  tar=B       temporal activation regularisation (AWD-LSTM's TAR): add B · mean((h_t − h_{t−1})²)
+              of its outputs before dropout, so the hidden state changes slowly.
   fbias=B     start the LSTM's forget-gate biases at B (Jozefowicz et al. 2015: 1), not ~0.
   orth=1      start each gate's recurrent matrix orthogonal, not uniform in ±1/sqrt(H).
   mingru=1    replace the LSTM by a stack of ``num_layers`` minGRU blocks of width ``hidden_size``
@@ -44,7 +48,8 @@ import textlab.training
 from textlab.config import default_configs
 from textlab.training import parameter_groups
 
-LEVERS = {"muon": 0.0, "ns_steps": 5, "wdrop": 0.0, "edrop": 0.0, "mingru": 0.0, "fbias": 0.0, "orth": 0.0}
+LEVERS = {"muon": 0.0, "ns_steps": 5, "wdrop": 0.0, "edrop": 0.0, "ar": 0.0, "tar": 0.0, "mingru": 0.0,
+          "fbias": 0.0, "orth": 0.0}
 active = dict(LEVERS)  # the levers of the run in progress
 
 
@@ -99,7 +104,7 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
 
 
 def lstm_forward(self, x: torch.Tensor, state=None):
-    """CharLSTM.forward with dropout on the embedded input and DropConnect on ``weight_hh``."""
+    """CharLSTM.forward with dropout on the embedded input, DropConnect on ``weight_hh``, and AR/TAR."""
     emb = self.embed(x)
     if self.training and active["edrop"]:
         emb = F.dropout(emb, active["edrop"])
@@ -111,7 +116,20 @@ def lstm_forward(self, x: torch.Tensor, state=None):
         out, state = functional_call(self.lstm, weights, (emb, state))
     else:
         out, state = self.lstm(emb, state)
-    return self.head(self.drop(out)), state
+    dropped = self.drop(out)
+    if self.training and (active["ar"] or active["tar"]):  # (B, T, H): read by next_char_loss
+        self.penalty = (active["ar"] * dropped.pow(2).mean()
+                        + active["tar"] * (out[:, 1:] - out[:, :-1]).pow(2).mean())
+    return self.head(dropped), state
+
+
+NEXT_CHAR_LOSS = textlab.training._next_char_loss
+
+
+def next_char_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, state):
+    """textlab's loss, plus the AR/TAR penalty the forward pass just left on the model."""
+    loss, state = NEXT_CHAR_LOSS(model, x, y, state)
+    return loss + getattr(model, "penalty", 0.0), state
 
 
 class LinearScan(torch.autograd.Function):
@@ -227,6 +245,7 @@ def main() -> None:
     textlab.training.make_optimizer = make_optimizer
     textlab.models.CharLSTM.forward = lstm_forward
     textlab.training.build_model = build_model
+    textlab.training._next_char_loss = next_char_loss
     text = textlab.load_corpus(args.corpus).text
     model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
     for spec in args.runs:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from textlab import ModelConfig
+from textlab.models import CharLSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import try_levers  # noqa: E402
@@ -61,3 +62,16 @@ def test_the_initialisation_levers(levers):
     torch.testing.assert_close((lstm.bias_ih_l0 + lstm.bias_hh_l0)[8:16], torch.ones(8))  # the forget gates
     for gate in lstm.weight_hh_l0.detach().split(8):
         torch.testing.assert_close(gate @ gate.T, torch.eye(8), atol=1e-5, rtol=0)
+
+
+def test_ar_and_tar_add_their_penalties_to_the_loss(levers, monkeypatch):
+    monkeypatch.setattr(CharLSTM, "forward", try_levers.lstm_forward)  # what try_levers.main patches in
+    torch.manual_seed(0)
+    model = try_levers.build_model(ModelConfig(vocab_size=11, hidden_size=8, dropout=0.0))
+    x, y = torch.randint(0, 11, (2, 6)), torch.randint(0, 11, (2, 6))
+    plain, _ = try_levers.next_char_loss(model, x, y, None)
+    levers.update(ar=2.0, tar=3.0)
+    with_penalty, _ = try_levers.next_char_loss(model, x, y, None)
+    h, _ = model.lstm(model.embed(x))  # (B, T, H): no dropout, so AR and TAR read the same outputs
+    expected = 2.0 * h.pow(2).mean() + 3.0 * (h[:, 1:] - h[:, :-1]).pow(2).mean()
+    torch.testing.assert_close(with_penalty - plain, expected)
