@@ -1,8 +1,8 @@
 """Levers measured for RESULTS.md but not adopted by textlab: how to repeat those rows.
 
 ``bench_train.py --lever`` changes fields that textlab has. The levers here are not in textlab
-(each lost or tied in its measurement, see RESULTS.md "Round 2c" and "Round 2e"), so this script
-patches them into a run of ``bench_train.run``:
+(each lost or tied in its measurement, see RESULTS.md "Round 2c", "Round 2e" and "Round 2h"), so
+this script patches them into a run of ``bench_train.run``:
 
   muon=LR     Muon (Jordan et al. 2024) on the LSTM's recurrent matrix ``weight_hh``: momentum 0.95
               (Nesterov), the update orthogonalised by ``ns_steps`` Newton–Schulz iterations in
@@ -117,7 +117,7 @@ def lstm_forward(self, x: torch.Tensor, state=None):
     else:
         out, state = self.lstm(emb, state)
     dropped = self.drop(out)
-    if self.training and (active["ar"] or active["tar"]):  # (B, T, H): read by next_char_loss
+    if self.training and (active["ar"] or active["tar"]):  # a scalar, which next_char_loss adds to the loss
         self.penalty = (active["ar"] * dropped.pow(2).mean()
                         + active["tar"] * (out[:, 1:] - out[:, :-1]).pow(2).mean())
     return self.head(dropped), state
