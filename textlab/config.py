@@ -83,11 +83,11 @@ def quick_mode() -> bool:
 # cells. A longer budget reads the text more times over, so it gets a longer average and enough
 # regularisation that the validation loss never turns up before the end ("Round 2c"). Both learn
 # more with stronger weight decay than TrainConfig's 0.01 ("Round 2e"); for the longer budget, decay
-# 0.2 does part of dropout's work, so dropout falls from 0.35 to 0.25 ("Round 2f"). Both then halve
-# the batch once more, to 8 streams, and evaluate every 400 steps: as often per character read as
-# batch 16 every 200, so the dev text chooses among as many scores ("Round 2h"). With half the
-# characters per step, the longer budget's average keeps its span in characters: ema 0.9975 per step
-# of 8 streams is 0.995 per step of 16 ("Round 2i").
+# 0.2 does part of dropout's work, so dropout falls from 0.35 to 0.25 ("Round 2f"). Then the batch
+# halves once more, to 8 streams, evaluated every 400 steps: as often per character read as batch 16
+# every 200, so the dev text chooses among as many scores ("Round 2h" for the shorter budget, "Round
+# 2i" for the longer, whose average keeps its span in characters: ema 0.9975 per step of 8 streams
+# is 0.995 per step of 16).
 CPU_LSTM_BUDGETS: tuple[tuple[float, dict, dict], ...] = (
     (4.0, {"hidden_size": 448},
      {"batch_size": 8, "eval_every": 400, "lr": 6e-3, "ema": 0.99, "weight_decay": 0.1}),
