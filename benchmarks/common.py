@@ -25,7 +25,7 @@ def machine() -> str:
     except OSError:
         pass
     # Two machines that print the same model name can differ in their widest vector instructions
-    # (AVX2 or AVX-512), and with them in speed: the figures below are comparable only within one kind.
+    # (AVX2 or AVX-512), and with them in speed: benchmark figures compare only within one kind.
     cpu += f" ({torch.backends.cpu.get_cpu_capability()})"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
