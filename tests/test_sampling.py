@@ -132,6 +132,20 @@ def test_top_p_samples_only_from_the_nucleus():
     assert set(draws(model, temperature=1.0, top_p=0.8)) == {"a", "b"}
 
 
+@pytest.mark.parametrize("knobs", [dict(temperature=1.0), dict(temperature=0.5), dict(temperature=2.0),
+                                   dict(temperature=1.0, top_k=3), dict(temperature=1.5, top_p=0.8)])
+def test_draws_land_on_each_character_as_often_as_its_probability(knobs):
+    """The Gumbel-max draws follow ``probabilities``: temperature, top-k and top-p act as documented."""
+    model = fixed_logits_model(LETTERS, RANKED)
+    n = 200 * 100
+    texts = sample(model, LETTERS, "a", 100, seed=0, num_samples=200, **knobs)
+    counts = Counter("".join(t[1:] for t in texts))
+    freq = torch.tensor([counts[c] for c in LETTERS.chars], dtype=torch.float64) / n
+    expected = probabilities(torch.tensor(RANKED), **knobs).double()
+    standard_error = (expected * (1 - expected) / n).sqrt()
+    assert torch.all((freq - expected).abs() <= 5 * standard_error), (freq, expected)
+
+
 def test_probabilities_top_p_keeps_the_minimal_nucleus():
     logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()
     for top_p, kept in [(0.45, 1), (0.7, 2), (0.85, 3), (0.97, 4), (1.0, 4)]:

@@ -10,6 +10,12 @@ Knobs, applied to the logits in this order:
   (wilder); 0 means greedy: always the most likely character.
 * ``top_k``: keep only the k most likely characters.
 * ``top_p``: keep the smallest set of most likely characters whose probability reaches p.
+
+The draw itself is the Gumbel-max trick: add to every logit a random number −log(−log u), u uniform
+in (0, 1), scaled by the temperature, and take the largest. The winner falls on each character with
+exactly its probability softmax(logits / temperature), and greedy (temperature 0, no noise) is the
+same code. It needs two small operations per character, where computing the probabilities and
+searching their running total needs seven; the sampling loop is the slider's critical path.
 """
 
 from __future__ import annotations
@@ -83,17 +89,17 @@ def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, te
     with evaluating(model):  # no dropout while sampling; the caller's mode comes back after
         x = _prime_ids(model, vocab, prime, num_samples)
         logits, state = model(x)        # read the prime once: (B, T, V)
-        uniforms = seeded_uniforms(length, num_samples, seed, x.device)
-        yield from generate_from(model, logits[:, -1], state, uniforms, temperature, top_k, top_p)
+        noise = seeded_noise(length, num_samples, logits.shape[-1], seed, x.device)
+        yield from generate_from(model, logits[:, -1], state, noise, temperature, top_k, top_p)
 
 
-def seeded_uniforms(length: int, num_samples: int = 1, seed: int | None = None,
-                    device: str | torch.device = "cpu") -> torch.Tensor:
-    """All the randomness of a sample up front, one uniform number per character: (length, num_samples, 1).
+def seeded_noise(length: int, num_samples: int, vocab_size: int, seed: int | None = None,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """All the randomness of a sample up front, Gumbel noise for every step and character: (length, num_samples, V).
 
     Drawing it step by step would cost a call per character (the sampling loop is the slider's
     critical path). Drawn from a generator of its own, the numbers depend on the seed alone, so
-    several requests' uniforms can be stacked along dim 1 and sampled as one batch (the server
+    several requests' noise can be stacked along dim 1 and sampled as one batch (the server
     does this), each text still exactly the one its seed gives on its own.
     """
     generator = torch.Generator(device=device)
@@ -101,19 +107,21 @@ def seeded_uniforms(length: int, num_samples: int = 1, seed: int | None = None,
         generator.seed()
     else:
         generator.manual_seed(seed)
-    return torch.rand(length, num_samples, 1, generator=generator, device=device)
+    u = torch.rand(length, num_samples, vocab_size, generator=generator, device=device)
+    return u.clamp_(min=torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()  # −log(−log u), finite
 
 
 @torch.inference_mode()
-def generate_from(model: nn.Module, logits: torch.Tensor, state, uniforms: torch.Tensor,
+def generate_from(model: nn.Module, logits: torch.Tensor, state, noise: torch.Tensor,
                   temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> Iterator[torch.Tensor]:
-    """The sampling loop, once the prime is read: logits (B, V) and state for B rows, uniforms (steps, B, 1)."""
+    """The sampling loop, once the prime is read: logits (B, V) and state for B rows, noise (steps, B, V)."""
     step = model.stepper()
-    for u in uniforms:
-        cdf = probabilities(logits, temperature, top_k, top_p).cumsum(-1)  # (B, V)
-        # Inverse-CDF sampling: the first character whose cumulative probability passes u.
-        ids = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)  # (B,)
+    noise = noise * temperature  # temperature 0: no noise, the argmax
+    for g in noise:
+        if top_k is not None or top_p is not None:  # the characters they cut can never win
+            logits = logits.masked_fill(probabilities(logits, temperature, top_k, top_p) == 0, -math.inf)
+        ids = (logits + g).argmax(-1)  # (B,): the character with the largest noisy logit
         yield ids
         logits, state = step(ids, state)
 

@@ -12,7 +12,7 @@ Endpoints (FastAPI also documents them at ``/docs``): ``GET /health``, ``GET /mo
 Sampling never runs on the event loop. Each model has one worker thread (a ``Batcher``) with
 a bounded queue: requests that share a prime and the same temperature / top-k / top-p are
 sampled together, their rows stacked into one batch, so each step is one forward pass for all of
-them. Each request brings its own seeded random numbers (``sampling.seeded_uniforms``), so the
+them. Each request brings its own seeded random numbers (``sampling.seeded_noise``), so the
 same seed gives the same text whether it was batched or not. A request that would overfill the
 queue is refused with 429 at once, rather than slowing everyone down.
 
@@ -39,7 +39,7 @@ from .checkpoints import CheckpointError, list_models, load_checkpoint
 from .config import TextlabError
 from .models import count_parameters
 from .plots import show_char
-from .sampling import _prime_ids, check_params, generate_from, seeded_uniforms
+from .sampling import _prime_ids, check_params, generate_from, seeded_noise
 from .training import kept_record
 from .vocab import CharVocab
 from .widgets import CHART_BARS, _model_pairs, next_char_bars
@@ -291,17 +291,17 @@ class Batcher:
         first, rows = batch[0], sum(j.num_samples for j in batch)
         length = max(j.length for j in batch)
         x = _prime_ids(self.model, self.vocab, first.prime, rows)
-        # Each job's own uniforms, padded to the longest job and stacked: (length, rows, 1).
-        uniforms = torch.cat([torch.nn.functional.pad(
-            seeded_uniforms(j.length, j.num_samples, j.seed, x.device), (0, 0, 0, 0, 0, length - j.length),
-            value=0.5) for j in batch], 1)
         with torch.inference_mode():
             logits, state = self.model(x)
+        # Each job's own noise, padded to the longest job and stacked: (length, rows, V).
+        noise = torch.cat([torch.nn.functional.pad(
+            seeded_noise(j.length, j.num_samples, logits.shape[-1], j.seed, x.device),
+            (0, 0, 0, 0, 0, length - j.length)) for j in batch], 1)
         starts = [0]
         for job in batch:
             starts.append(starts[-1] + job.num_samples)
         steps = []
-        for t, ids in enumerate(generate_from(self.model, logits[:, -1], state, uniforms,
+        for t, ids in enumerate(generate_from(self.model, logits[:, -1], state, noise,
                                               first.temperature, first.top_k, first.top_p)):
             steps.append(ids)
             now = time.monotonic()
