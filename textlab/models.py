@@ -52,13 +52,10 @@ class CharLSTM(nn.Module):
         Calling ``nn.LSTM`` once per character spends most of its time on per-call set-up,
         not arithmetic. Here the weights are laid out once: the embedding is folded into the
         first layer's input weights (one row lookup replaces embedding + matmul), and each step
-        is a few matrix-vector products on plain tensors. ``nn.LSTM`` stores the gates in the order
-        input, forget, cell, output; the stepper moves the cell gate last, so one sigmoid covers
-        the three gates that use it.
+        is a few matrix-vector products on plain tensors.
         """
         H, layers = self.config.hidden_size, self.config.num_layers
-        ifog = torch.cat([torch.arange(2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-        w = {name: p.detach()[ifog] for name, p in self.lstm.named_parameters()}  # rows: i, f, o, g
+        w = {name: p.detach() for name, p in self.lstm.named_parameters()}
         table = self.embed.weight @ w["weight_ih_l0"].T + w["bias_ih_l0"] + w["bias_hh_l0"]  # (V, 4H)
         recur = [w["weight_hh_l0"].T.contiguous()]                                            # (H, 4H)
         bias = [None]
@@ -78,9 +75,9 @@ class CharLSTM(nn.Module):
                     gates = torch.addmm(table.index_select(0, ids), h[0], recur[0])  # (B, 4H)
                 else:
                     gates = torch.addmm(bias[i], torch.cat([x, h[i]], 1), recur[i])
-                s = gates[:, :3 * H].sigmoid()            # input, forget, output gates: (B, 3H)
-                c_i = torch.addcmul(s[:, H:2 * H] * c[i], s[:, :H], gates[:, 3 * H:].tanh())
-                x = s[:, 2 * H:] * c_i.tanh()
+                s = gates.sigmoid()                       # gate order: input, forget, cell, output
+                c_i = torch.addcmul(s[:, H:2 * H] * c[i], s[:, :H], gates[:, 2 * H:3 * H].tanh())
+                x = s[:, 3 * H:] * c_i.tanh()
                 hs.append(x)
                 cs.append(c_i)
             if layers == 1:  # a view instead of a copy: this runs once per generated character
