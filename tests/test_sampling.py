@@ -137,8 +137,9 @@ def test_top_p_samples_only_from_the_nucleus():
 def test_draws_land_on_each_character_as_often_as_its_probability(knobs):
     """The Gumbel-max draws follow ``probabilities``: temperature, top-k and top-p act as documented."""
     model = fixed_logits_model(LETTERS, RANKED)
-    n = 200 * 100
-    texts = sample(model, LETTERS, "a", 100, seed=0, num_samples=200, **knobs)
+    samples, length = 200, 100
+    n = samples * length
+    texts = sample(model, LETTERS, "a", length, seed=0, num_samples=samples, **knobs)
     counts = Counter("".join(t[1:] for t in texts))
     freq = torch.tensor([counts[c] for c in LETTERS.chars], dtype=torch.float64) / n
     expected = probabilities(torch.tensor(RANKED), **knobs).double()

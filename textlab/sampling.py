@@ -14,8 +14,9 @@ Knobs, applied to the logits in this order:
 The draw itself is the Gumbel-max trick: add to every logit a random number −log(−log u), u uniform
 in (0, 1), scaled by the temperature, and take the largest. The winner falls on each character with
 exactly its probability softmax(logits / temperature), and greedy (temperature 0, no noise) is the
-same code. It needs two small operations per character, where computing the probabilities and
-searching their running total needs seven; the sampling loop is the slider's critical path.
+same code. It needs two small operations per character, where drawing by the inverse CDF (the
+probabilities, their running total, a search for the uniform number in it) needs seven; the
+sampling loop is the slider's critical path.
 """
 
 from __future__ import annotations
