@@ -1,7 +1,8 @@
 """Levers measured for RESULTS.md but not adopted by textlab: how to repeat those rows.
 
 ``bench_train.py --lever`` changes fields that textlab has. The levers here are not in textlab
-(each lost or tied in its measurement, see RESULTS.md "Round 2c", "Round 2e" and "Round 2h"), so
+(each lost or tied in its measurement, see RESULTS.md "Round 2c", "Round 2e", "Round 2h" and
+"Round 2l"), so
 this script patches them into a run of ``bench_train.run``:
 
   muon=LR     Muon (Jordan et al. 2024) on the LSTM's recurrent matrix ``weight_hh``: momentum 0.95
@@ -23,10 +24,15 @@ this script patches them into a run of ``bench_train.run``:
               h_t = (1 − z_t) h_{t−1} + z_t g(h̃_t), so every matmul runs once over the whole
               window and the recurrence is element-wise: no matrix waits for the character
               before it.
+  tail=F      averaging over the cool-down: the row's EMA until the last share F of the budget,
+              then the plain mean of every step's weights from there to the end (SWA/LAWA-style),
+              instead of an average that forgets. Needs ``ema`` > 0 (the average is kept apart
+              from the weights being trained).
 
     python benchmarks/try_levers.py --seconds 200 "muon:muon=0.02,ns_steps=3"
     python benchmarks/try_levers.py --seconds 600 "awd:hidden_size=512,dropout=0.25,wdrop=0.25,edrop=0.1"
     python benchmarks/try_levers.py --seconds 200 "mingru:mingru=1,num_layers=3,hidden_size=192,lr=3e-3"
+    python benchmarks/try_levers.py --seconds 200 "tail0.3:tail=0.3"
 
 Each argument is ``NAME:field=value,...``: textlab config fields (as for ``--lever``) and the
 levers above, applied to ``default_configs("cpu", minutes=seconds / 60)``. One line per run.
@@ -49,8 +55,9 @@ from textlab.config import default_configs
 from textlab.training import parameter_groups
 
 LEVERS = {"muon": 0.0, "ns_steps": 5, "wdrop": 0.0, "edrop": 0.0, "ar": 0.0, "tar": 0.0, "mingru": 0.0,
-          "fbias": 0.0, "orth": 0.0}
+          "fbias": 0.0, "orth": 0.0, "tail": 0.0}
 active = dict(LEVERS)  # the levers of the run in progress
+tail = {"progress": 0.0, "steps": 0}  # how far through its budget the run is; steps averaged in the tail
 
 
 def newton_schulz(g: torch.Tensor, steps: int) -> torch.Tensor:
@@ -121,6 +128,25 @@ def lstm_forward(self, x: torch.Tensor, state=None):
         self.penalty = (active["ar"] * dropped.pow(2).mean()
                         + active["tar"] * (out[:, 1:] - out[:, :-1]).pow(2).mean())
     return self.head(dropped), state
+
+
+APPLY_LR, UPDATE_AVERAGE = textlab.training.apply_lr, textlab.training.update_average
+
+
+def apply_lr(optimizer: torch.optim.Optimizer, progress: float, cfg) -> float:
+    """textlab's schedule, noting how far through the budget the run is (``tail`` needs it)."""
+    tail["progress"] = progress
+    return APPLY_LR(optimizer, progress, cfg)
+
+
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, step: int, ema: float) -> None:
+    """textlab's EMA; with ``tail`` set, in the budget's last share the plain mean of every step since."""
+    if not active["tail"] or tail["progress"] < 1 - active["tail"]:
+        return UPDATE_AVERAGE(average, model, step, ema)
+    tail["steps"] += 1  # the first step of the tail replaces the EMA: the mean starts afresh
+    for mean, p in zip(average.parameters(), model.parameters()):
+        mean.lerp_(p, 1 / tail["steps"])
 
 
 NEXT_CHAR_LOSS = textlab.training._next_char_loss
@@ -246,6 +272,8 @@ def main() -> None:
     textlab.models.CharLSTM.forward = lstm_forward
     textlab.training.build_model = build_model
     textlab.training._next_char_loss = next_char_loss
+    textlab.training.apply_lr = apply_lr
+    textlab.training.update_average = update_average
     text = textlab.load_corpus(args.corpus).text
     model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
     for spec in args.runs:
@@ -253,7 +281,11 @@ def main() -> None:
         levers = [a for a in assignments.split(",") if a.split("=")[0] in LEVERS]
         fields = ",".join(a for a in assignments.split(",") if a and a not in levers)
         active.update(LEVERS, **{k: float(v) for k, v in (a.split("=") for a in levers)})
-        r = run(name, text, *with_fields(model_cfg, train_cfg, fields), args.seconds)
+        tail.update(progress=0.0, steps=0)
+        configs = with_fields(model_cfg, train_cfg, fields)
+        if active["tail"] and not configs[1].ema:
+            parser.error(f"{name}: tail needs ema > 0, the average kept apart from the weights trained")
+        r = run(name, text, *configs, args.seconds)
         print(f"{name} ({assignments}): {r['cps']:,.0f} chars/s, {r['steps']} steps, dev {r['dev_loss']:.3f}, "
               f"val {r['val_loss']:.3f}, cold {r['window_loss']:.3f} (nats/char)", flush=True)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from textlab import ModelConfig
+from textlab import ModelConfig, TrainConfig
 from textlab.models import CharLSTM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -24,6 +24,7 @@ def levers():
     """Set levers for one test; the defaults come back after it."""
     yield try_levers.active
     try_levers.active.update(try_levers.LEVERS)
+    try_levers.tail.update(progress=0.0, steps=0)
 
 
 def test_the_scan_and_its_backward_are_exact():
@@ -75,3 +76,19 @@ def test_ar_and_tar_add_their_penalties_to_the_loss(levers, monkeypatch):
     h, _ = model.lstm(model.embed(x))  # (B, T, H): no dropout, so AR and TAR read the same outputs
     expected = 2.0 * h.pow(2).mean() + 3.0 * (h[:, 1:] - h[:, :-1]).pow(2).mean()
     torch.testing.assert_close(with_penalty - plain, expected)
+
+
+def test_tail_averaging_is_the_ema_then_the_plain_mean_of_the_last_steps(levers):
+    levers["tail"] = 0.5
+    average, model = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    for step, progress in enumerate([0.1, 0.3, 0.5, 0.7, 0.9], 1):
+        try_levers.apply_lr(optimizer, progress, TrainConfig())
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        seen.append(model.weight.detach().clone())
+        try_levers.update_average(average, model, step, ema=0.9)
+        if progress < 0.5:  # before the tail: textlab's EMA (the mean while it spans fewer steps)
+            torch.testing.assert_close(average.weight, torch.stack(seen).mean(0))
+    torch.testing.assert_close(average.weight, torch.stack(seen[2:]).mean(0))  # steps 3–5: the tail
