@@ -1,9 +1,8 @@
 """Levers measured for RESULTS.md but not adopted by textlab: how to repeat those rows.
 
 ``bench_train.py --lever`` changes fields that textlab has. The levers here are not in textlab
-(each lost or tied in its measurement, see RESULTS.md "Round 2c", "Round 2e", "Round 2h" and
-"Round 2l"), so
-this script patches them into a run of ``bench_train.run``:
+(each lost or tied in its measurement, see RESULTS.md "Round 2c", "Round 2e", "Round 2h",
+"Round 2l" and "Round 2m"), so this script patches them into a run of ``bench_train.run``:
 
   muon=LR     Muon (Jordan et al. 2024) on the LSTM's recurrent matrix ``weight_hh``: momentum 0.95
               (Nesterov), the update orthogonalised by ``ns_steps`` Newton–Schulz iterations in
