@@ -30,6 +30,7 @@ import time
 from dataclasses import fields, replace
 
 import torch
+import torch.nn.functional as F
 from common import append_results, table
 
 import textlab
@@ -71,20 +72,30 @@ def derailed_share(model: torch.nn.Module, vocab: textlab.CharVocab, split: Spli
     return sum(sum(c in rare for c in s) > 0.05 * length for s in samples) / len(samples)
 
 
-def matmul_peak(n: int = 2048, repeats: int = 20) -> float:
-    """FLOP/s of this CPU on a big float32 matmul (the fastest of ``repeats``): the ceiling for training.
+def matmul_peaks(n: int = 2048, repeats: int = 20) -> dict[str, float]:
+    """FLOP/s of this CPU on a big float32 matmul through each of torch's two CPU paths.
 
-    The fastest, not the median: a ceiling is what the CPU can do, and a shared machine only ever
-    makes a timing slower. ``main`` times it before and after the runs and keeps the higher.
+    ``a @ b`` goes to the BLAS torch was built with (MKL on x86); ``nn.LSTM`` runs on oneDNN, which
+    has its own matmul. The higher of the two is the ceiling for training: on the AMD AVX-512 EPYC of
+    round 2n (RESULTS.md) ``a @ b`` reached ~200 GFLOP/s and oneDNN ~440. Each is the fastest of
+    ``repeats``, not the median: a ceiling is what the CPU can do, and a shared machine only ever
+    makes a timing slower. ``main`` times them before and after the runs and keeps the higher.
     """
     a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / min(times)
+    paths = {"torch.mm": lambda: a @ b}
+    if torch.backends.mkldnn.is_available():
+        a_onednn, b_onednn = a.to_mkldnn(), b.to_mkldnn()  # oneDNN's own tensors: F.linear then runs on it
+        paths["oneDNN"] = lambda: F.linear(a_onednn, b_onednn)
+    peaks = {}
+    for name, matmul in paths.items():
+        matmul()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul()
+            times.append(time.perf_counter() - start)
+        peaks[name] = 2 * n ** 3 / min(times)
+    return peaks
 
 
 def train_flops_per_char(model: torch.nn.Module) -> float:
@@ -143,7 +154,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     text = textlab.load_corpus(args.corpus).text
-    peak_before = matmul_peak()
+    peaks_before = matmul_peaks()
     model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
     contenders = [("textlab default", model_cfg, train_cfg)]
     if not args.skip_baseline:
@@ -152,7 +163,9 @@ def main() -> None:
         name, _, assignments = lever.partition(":")
         contenders.append((f"lever {name}", *with_fields(model_cfg, train_cfg, assignments)))
     results = {name: run(name, text, m, t, args.seconds) for name, m, t in contenders}
-    peak = max(peak_before, matmul_peak())
+    peaks_after = matmul_peaks()
+    peaks = {name: max(flops, peaks_after[name]) for name, flops in peaks_before.items()}
+    peak = max(peaks.values())
 
     rows = [[r["name"], f"{r['params']:,}", r["steps"], f"{r['chars']:,}", f"{r['cps']:,.0f}",
              f"{r['flops'] / peak:.2f}", f"{r['seconds']:.0f}", f"{r['dev_loss']:.3f}", f"{r['val_loss']:.3f}",
@@ -160,7 +173,9 @@ def main() -> None:
             for r in results.values()]
     body = table(["run", "params", "steps", "chars seen", "chars/s", "of peak", "wall s",
                   "dev loss (chooses)", "val loss (nats)", "cold-window loss (nats)", "cold samples derailed"], rows)
-    body += (f"\n\nmatmul peak {peak / 1e9:.0f} GFLOP/s (the higher of two timings, before and after the runs);"
+    by_path = ", ".join(f"{name} {flops / 1e9:.0f}" for name, flops in peaks.items())
+    body += (f"\n\nmatmul peak {peak / 1e9:.0f} GFLOP/s ({by_path}; each the higher of two timings, before and "
+             f"after the runs);"
              f" levers: {' '.join(args.lever) or 'none'}"
              f"\n\ndefault: {model_cfg}\n\n{replace(train_cfg, minutes=args.seconds / 60)}")
     print(body)

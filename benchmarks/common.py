@@ -15,18 +15,21 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The line under each result's title: which CPU (or GPU), how many cores, torch, threads."""
+    cpu, generation = platform.processor() or platform.machine(), ""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        pairs = (line.split(":", 1) for line in cpuinfo.read_text().splitlines() if ":" in line)
+        info = {key.strip(): value.strip() for key, value in pairs}  # the last core's; all cores alike
+        cpu = info.get("model name", cpu)
+        if "cpu family" in info and "model" in info:
+            generation = f", family {info['cpu family']} model {info['model']}"
     except OSError:
         pass
-    # Two machines that print the same model name can differ in their widest vector instructions
-    # (AVX2 or AVX-512), and with them in speed: benchmark figures compare only within one kind.
-    cpu += f" ({torch.backends.cpu.get_cpu_capability()})"
+    # Machines that print the same model name ("AMD EPYC") have differed here in CPU generation,
+    # in their widest vector instructions (AVX2 or AVX-512) and in speed: the vector instructions,
+    # family and model tell them apart, and benchmark figures compare only within one kind.
+    cpu += f" ({torch.backends.cpu.get_cpu_capability()}{generation})"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
