@@ -21,28 +21,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import replace
 
 import torch
-from common import SHAKESPEARE_CHARS, append_results, table
+from common import SHAKESPEARE_CHARS, append_results, table, timed_in_turn
 
 import textlab
 from textlab.config import default_configs
-
-
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def timed_in_turn(fns: list, repeats: int) -> list[list[float]]:
-    """Seconds per call of each function, called in turn ``repeats`` times (after a warm-up)."""
-    for fn in fns:
-        fn()
-    rounds = [[seconds(fn) for fn in fns] for _ in range(repeats)]
-    return [list(times) for times in zip(*rounds)]
 
 
 def batching_gain(single: list[float], batched: list[float], rows: int) -> float:

@@ -26,12 +26,11 @@ import collections
 import math
 import re
 import sys
-import time
 from dataclasses import fields, replace
 
 import torch
 import torch.nn.functional as F
-from common import append_results, table
+from common import append_results, table, timed_in_turn
 
 import textlab
 from textlab.config import ModelConfig, TrainConfig, default_configs
@@ -77,25 +76,18 @@ def matmul_peaks(n: int = 2048, repeats: int = 20) -> dict[str, float]:
 
     ``a @ b`` goes to the BLAS torch was built with (MKL on x86); ``nn.LSTM`` runs on oneDNN, which
     has its own matmul. The higher of the two is the ceiling for training: on the AMD AVX-512 EPYC of
-    round 2n (RESULTS.md) ``a @ b`` reached ~200 GFLOP/s and oneDNN ~440. Each is the fastest of
-    ``repeats``, not the median: a ceiling is what the CPU can do, and a shared machine only ever
-    makes a timing slower. ``main`` times them before and after the runs and keeps the higher.
+    round 2n (RESULTS.md) ``a @ b`` reached ~200 GFLOP/s and oneDNN ~440. The two run in turn, and
+    each is the fastest of its ``repeats``, not the median: a ceiling is what the CPU can do, and a
+    shared machine only ever makes a timing slower. ``main`` times them before and after the runs
+    and keeps the higher.
     """
     a, b = torch.randn(n, n), torch.randn(n, n)
     paths = {"torch.mm": lambda: a @ b}
     if torch.backends.mkldnn.is_available():
         a_onednn, b_onednn = a.to_mkldnn(), b.to_mkldnn()  # oneDNN's own tensors: F.linear then runs on it
         paths["oneDNN"] = lambda: F.linear(a_onednn, b_onednn)
-    peaks = {}
-    for name, matmul in paths.items():
-        matmul()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            matmul()
-            times.append(time.perf_counter() - start)
-        peaks[name] = 2 * n ** 3 / min(times)
-    return peaks
+    times = timed_in_turn(list(paths.values()), repeats)
+    return {name: 2 * n ** 3 / min(path_times) for name, path_times in zip(paths, times)}
 
 
 def train_flops_per_char(model: torch.nn.Module) -> float:

@@ -1,10 +1,11 @@
-"""Shared by the benchmarks: the machine description and the RESULTS.md appender."""
+"""Shared by the benchmarks: timing, the machine description and the RESULTS.md appender."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import time
 from pathlib import Path
 
 import torch
@@ -13,6 +14,20 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 # Tiny Shakespeare's 65 characters: the vocabulary of the speed benchmarks, whose models have random
 # weights (speed does not depend on them), so they need no corpus.
 SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def timed_in_turn(fns: list, repeats: int) -> list[list[float]]:
+    """Seconds per call of each function, called in turn ``repeats`` times (after a warm-up)."""
+    for fn in fns:
+        fn()
+    rounds = [[seconds(fn) for fn in fns] for _ in range(repeats)]
+    return [list(times) for times in zip(*rounds)]
 
 
 def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
