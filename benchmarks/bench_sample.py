@@ -12,6 +12,8 @@ Beside the guard, its ceiling on this CPU: the step's gate product alone (16 row
 recurrent weights, against one row), timed the same way. One row is bound by reading the
 weights, 16 rows by arithmetic, so this ratio is far below 16; the sampler's own ratio comes out
 higher, because the rest of a step (small operations of a few µs each) is shared by 16 streams.
+Beside the 300-character time, what bounds it: the 300 gate products of one stream alone, and 300
+passes over the recurrent weights (a sum: the least any code must do per character, reading them).
 
     python benchmarks/bench_sample.py
 """
@@ -46,6 +48,16 @@ def gate_product_rows(model, rows: int, steps: int = 200):
     return run
 
 
+def weights_read(model, steps: int = 300):
+    """``steps`` passes over the recurrent weights (3.2 MB at 448 cells): a single stream's floor per character."""
+    w = model.lstm.weight_hh_l0.detach()
+
+    def run():
+        for _ in range(steps):
+            w.sum()
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=500)
@@ -69,6 +81,8 @@ def main() -> None:
     [naive] = timed_in_turn([lambda: textlab.sample_refeed(model, vocab, **kw)], max(1, args.repeats // 2))
     guard = batching_gain(one, sixteen, 16)
     ceiling = batching_gain(*timed_in_turn([gate_product_rows(model, 1), gate_product_rows(model, 16)], args.repeats), 16)
+    gates300, read300 = (1000 * statistics.median(times) for times in timed_in_turn(
+        [gate_product_rows(model, 1, steps=300), weights_read(model, steps=300)], args.repeats))
     stateful, ms300 = statistics.median(one), 1000 * statistics.median(three_hundred)
     cps = {"stateful": n / stateful, "naive": n / statistics.median(naive),
            "batched16": 16 * n / statistics.median(sixteen)}
@@ -79,12 +93,13 @@ def main() -> None:
                   "chars/s", "vs (a)"], rows)
     body += (f"\n\nstateful / re-feed: {cps['stateful'] / cps['naive']:.0f}× (target ≥ 20×); "
              f"batched16 / stateful: {guard:.1f}× (guard ≥ 5×; the gate product alone: {ceiling:.1f}×); "
-             f"one 300-char sample: {ms300:.1f} ms (target ≤ 50 ms)")
+             f"one 300-char sample: {ms300:.1f} ms (target ≤ 50 ms; its 300 gate products alone: "
+             f"{gates300:.1f} ms; 300 passes over the recurrent weights: {read300:.1f} ms)")
     print(body)
     append_results("bench_sample", " ".join(["python"] + sys.argv), body)
     print(f"stateful_cps={cps['stateful']:.0f} naive_cps={cps['naive']:.0f} "
           f"batched16_cps={cps['batched16']:.0f} ms_per_300={ms300:.1f} guard={guard:.2f} "
-          f"gate_product_guard={ceiling:.2f}")
+          f"gate_product_guard={ceiling:.2f} gate_products_ms_300={gates300:.1f} weights_read_ms_300={read300:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What the benchmarks print beside their figures: which machine, and the CPU's matmul ceiling.
+"""What the benchmarks print beside their figures: which machine, the CPU's matmul ceiling, and
+what bounds the sampler (its gate products alone, passes over its recurrent weights).
 
 Results are compared only between runs on one kind of CPU, and machines here print the same model
 name ("AMD EPYC") for different CPU generations, so the machine line also names the family and
@@ -15,7 +16,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import common  # noqa: E402
+from bench_sample import gate_product_rows, weights_read  # noqa: E402
 from bench_train import matmul_peaks  # noqa: E402
+
+from textlab.models import CharLSTM  # noqa: E402
 
 CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -43,3 +47,10 @@ def test_the_ceiling_times_both_matmul_paths():
     expected = {"torch.mm", "oneDNN"} if torch.backends.mkldnn.is_available() else {"torch.mm"}
     assert set(peaks) == expected
     assert all(math.isfinite(flops) and flops > 0 for flops in peaks.values())
+
+
+def test_the_sampler_floors_run_on_the_models_own_recurrent_weights():
+    model = CharLSTM(vocab_size=5, embed_dim=4, hidden_size=8)
+    for run in (gate_product_rows(model, 1, steps=2), gate_product_rows(model, 16, steps=2),
+                weights_read(model, steps=2)):
+        run()
