@@ -66,3 +66,11 @@ def test_a_trained_word_model_beats_uniform_and_cannot_spell_new_words(repetitiv
     assert run.score.bpc < 0.5 * math.log2(len(run.vocab)) * run.score.tokens / run.score.chars
     written = sample(run.model, run.vocab, "the", length=30, seed=0)
     assert set(re.findall(r"\w+", written)) <= set(run.vocab.words)  # it can only write words it knows
+
+
+def test_the_progress_bar_names_bits_per_token_not_per_character(repetitive_text, capsys):
+    """The word model's training scores are bits per *token*: its bar must not call them bpc."""
+    cfg = TrainConfig(batch_size=8, seq_len=32, steps=4, minutes=None, eval_every=2, progress=True, device="cpu")
+    word_level_lstm(repetitive_text[:2000], repetitive_text[2000:3000], cfg, max_words=50, embed_dim=8, hidden_size=8)
+    bar = capsys.readouterr().err
+    assert "val_bits_per_token=" in bar and "bpc" not in bar, bar

@@ -275,7 +275,7 @@ def _next_char_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, state):
 
 def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg: TrainConfig | None = None,
           callbacks=(), vocab: CharVocab | None = None, checkpoint: str | Path | None = None,
-          score: Callable[[nn.Module, torch.Tensor], float] = evaluate) -> TrainResult:
+          score: Callable[[nn.Module, torch.Tensor], float] = evaluate, unit: str = "bpc") -> TrainResult:
     """Train ``model`` on ``train_ids``; report its bits per character on ``val_ids``.
 
     The first ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
@@ -289,6 +289,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the loss
     becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
+    ``unit`` is what the progress bar calls the scores: bits per character ("bpc") unless the ids
+    are other tokens (the word model's "bits_per_token"); the history's keys keep their names.
     """
     cfg = cfg or TrainConfig()
     if cfg.steps is None and cfg.minutes is None:
@@ -334,7 +336,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
                   "dev_bpc": dev_bpc, "val_bpc": val_bpc, "lr": lr}
         loss_sum, loss_count = 0.0, 0
         result.history.append(record)
-        bar.set_postfix(dev_bpc=f"{dev_bpc:.3f}", val_bpc=f"{val_bpc:.3f}")
+        bar.set_postfix({f"dev_{unit}": f"{dev_bpc:.3f}", f"val_{unit}": f"{val_bpc:.3f}"})
         if dev_bpc < best["dev_bpc"]:
             best.update(record)
             kept_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}

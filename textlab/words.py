@@ -151,12 +151,13 @@ def word_level_lstm(train_text: str, val_text: str, cfg: TrainConfig | None = No
 
     The vocabulary (``max_words`` tokens, ``⟨unk⟩`` included) and the speller are counted on
     ``train_text`` only. ``cfg`` defaults to the character LSTM's training defaults, whose
-    ``seq_len`` and ``batch_size`` then count tokens. During training, ``result.history`` is in
-    bits per *token* with ``⟨unk⟩`` as one token; ``score`` is the figure to compare.
+    ``seq_len`` and ``batch_size`` then count tokens. During training, the progress bar and
+    ``result.history`` are in bits per *token* with ``⟨unk⟩`` as one token; ``score`` is the figure
+    to compare.
     """
     cfg = cfg or default_configs(kind="lstm")[1]
     vocab = WordVocab.from_text(train_text, max_words)
     model = CharLSTM(len(vocab), embed_dim, hidden_size, num_layers)
-    result = train(model, vocab.encode(train_text), vocab.encode(val_text), cfg)
+    result = train(model, vocab.encode(train_text), vocab.encode(val_text), cfg, unit="bits_per_token")
     speller = Speller(train_text, vocab)
     return WordRun(model, vocab, speller, result, word_bpc(model, vocab, speller, val_text))
