@@ -279,6 +279,7 @@ PANEL_JS = """() => {
 }"""
 
 # Arms a timer: from the next key press until the panel shows a sample headed `prefix` and a new chart.
+# It resolves to [milliseconds, the press's and the drawing's wall-clock times in ms since 1970].
 ARM_ROUND_TRIP_JS = """(prefix) => {
     const panel = document.querySelector('.textlab-sampler');
     const chart = () => panel.querySelector('.textlab-chart').innerText;
@@ -298,7 +299,9 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
             if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
                 observer.disconnect();
                 clearTimeout(giveUp);
-                resolve(performance.now() - window.__pressed);
+                const drawn = performance.now();  // and both on the wall clock the kernel's time.time() reads
+                resolve([drawn - window.__pressed, performance.timeOrigin + window.__pressed,
+                         performance.timeOrigin + drawn]);
             }
         });
         observer.observe(panel, {subtree: true, childList: true, characterData: true});
@@ -306,8 +309,17 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
 }"""
 
 
-def slider_round_trips(page, handle_selector: str, presses: int) -> list[float]:
-    """Milliseconds from a key press on the temperature slider until the new sample and chart are drawn.
+@dataclass(frozen=True)
+class RoundTrip:
+    """One key press on the temperature slider until the new sample and chart are drawn."""
+
+    ms: float
+    pressed: float  # when, in ms since 1970 (the clock Python's ``time.time()`` reads, × 1000)
+    drawn: float
+
+
+def slider_round_trips(page, handle_selector: str, presses: int) -> list[RoundTrip]:
+    """Time ``presses`` key presses on the temperature slider, each until its sample and chart are drawn.
 
     The presses alternate right and left, so the temperature stays near where it started.
     """
@@ -319,5 +331,5 @@ def slider_round_trips(page, handle_selector: str, presses: int) -> list[float]:
         target = round(readout + step * TEMPERATURE_RANGE[2], 1)
         page.evaluate(ARM_ROUND_TRIP_JS, f"T={target:g},")
         handle.press(key)
-        times.append(page.evaluate("() => window.__roundTrip"))
+        times.append(RoundTrip(*page.evaluate("() => window.__roundTrip")))
     return times

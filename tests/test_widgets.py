@@ -139,6 +139,28 @@ def test_bad_input_is_shown_not_raised(panel, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_the_panel_samples_on_one_thread_and_gives_the_rest_back(panel):
+    """A second thread does not speed one stream up, and on two cores it competes with the browser."""
+    seen = []
+    forward = type(panel.views["CharLSTM"].model).forward
+
+    def counting_forward(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return forward(panel.views["CharLSTM"].model, *args, **kwargs)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        panel.views["CharLSTM"].model.forward = counting_forward
+        panel.temperature.value = 1.2
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        panel.views["CharLSTM"].model.forward = broken_forward  # a failed sample gives them back too
+        panel.temperature.value = 1.3
+        assert isinstance(panel.error, RuntimeError) and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_several_models_share_the_controls():
     lstm, vocab = tiny_model(0)
     other, other_vocab = tiny_model(1)

@@ -10,15 +10,19 @@ temperature, top-k and top-p, so you can watch the temperature flatten or sharpe
 
 The callbacks only set widget values (the HTML of the sample and of the chart); they never print
 or ``display``. Printed text would land in the notebook as stray output (and fails ``nbval``).
+They sample on one CPU thread (see ``one_thread``).
 The code uses only what ipywidgets 7.7 (Colab) and 8 have in common.
 """
 
 from __future__ import annotations
 
 import html
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import ipywidgets as widgets
+import torch
 import torch.nn as nn
 from IPython.display import display
 
@@ -116,6 +120,24 @@ def next_char_bars(model: nn.Module, vocab: CharVocab, prime: str, temperature: 
     probs = probabilities(base.log(), temperature, top_k, top_p)          # (V,)
     order = base.argsort(descending=True, stable=True)[:bars]
     return [(vocab.chars[i], float(probs[i])) for i in order.tolist()]
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run PyTorch on one CPU thread inside the block; the thread count comes back after.
+
+    One stream's sample is a string of one-row products and small operations, and a second
+    thread makes it no faster. But when the browser runs on the same machine as the kernel (a
+    notebook on a laptop), it draws the page while the kernel samples, and on two cores a kernel
+    that wants both waits for one: the slider's round trip took 1.2–1.4× as long
+    (benchmarks/RESULTS.md, "Round 2q").
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _model_pairs(models, vocab: CharVocab | None) -> dict[str, tuple[nn.Module, CharVocab]]:
@@ -253,8 +275,9 @@ class SamplerPanel(_Shown):
         for name, view in self.views.items():
             label = header if len(self.views) == 1 else f"{name}: {header}"
             try:
-                text = sample(view.model, view.vocab, prime, length, temperature, top_k, top_p, seed)
-                bars = next_char_bars(view.model, view.vocab, prime, temperature, top_k, top_p)
+                with one_thread():
+                    text = sample(view.model, view.vocab, prime, length, temperature, top_k, top_p, seed)
+                    bars = next_char_bars(view.model, view.vocab, prime, temperature, top_k, top_p)
             except Exception as err:  # noqa: BLE001 — raised in a widget callback it would vanish
                 self.error, self.texts[name], self.charts[name] = err, "", []
                 view.sample.value = error_html(label, failure_message(err))
