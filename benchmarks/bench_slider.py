@@ -172,7 +172,8 @@ def main() -> None:
 
     found = dict(re.findall(r"(\w+)=([\d.]+)", kernel))
     sample_ms, update_ms = float(found["sample_ms"]), float(found["update_ms"])
-    trip = statistics.median(t.ms for t in times)
+    trip_ms = [t.ms for t in times]
+    trip = statistics.median(trip_ms)
     to_kernel, in_kernel, to_page = (statistics.median(part) for part in zip(*split_round_trips(times, updates)))
     rows = [["key press → new text and chart drawn (browser)", f"{trip:.0f}", "100%"],
             ["  the press reaches the kernel (browser, widget protocol, Jupyter server)", f"{to_kernel:.0f}",
@@ -184,7 +185,7 @@ def main() -> None:
             [f"  of which the {LENGTH}-char sample", f"{sample_ms:.0f}", f"{sample_ms / trip:.0%}"]]
     body = table([f"slider round trip, {args.minutes:g}-minute default CharLSTM "
                   f"({int(found['parameters']):,} parameters), {args.presses} presses", "ms (median)", "share"], rows)
-    body += (f"\n\nround trips: min {min(t.ms for t in times):.0f} ms, max {max(t.ms for t in times):.0f} ms "
+    body += (f"\n\nround trips: min {min(trip_ms):.0f} ms, max {max(trip_ms):.0f} ms "
              f"(target ≤ 150 ms); kernel threads: {args.threads}\n"
              f"CPU time per key press ({wall_ms / args.presses:.0f} ms of wall time each, on {os.cpu_count()} cores): "
              + ", ".join(f"{role} {ms:.0f} ms" for role, ms in cpu.items()))

@@ -279,7 +279,7 @@ PANEL_JS = """() => {
 }"""
 
 # Arms a timer: from the next key press until the panel shows a sample headed `prefix` and a new chart.
-# It resolves to [milliseconds, the press's and the drawing's wall-clock times in ms since 1970].
+# It resolves to [the press's, the drawing's] times in ms since 1970, the wall clock the kernel's time.time() reads.
 ARM_ROUND_TRIP_JS = """(prefix) => {
     const panel = document.querySelector('.textlab-sampler');
     const chart = () => panel.querySelector('.textlab-chart').innerText;
@@ -299,9 +299,7 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
             if (window.__pressed !== undefined && header().startsWith(prefix) && chart() !== oldChart) {
                 observer.disconnect();
                 clearTimeout(giveUp);
-                const drawn = performance.now();  // and both on the wall clock the kernel's time.time() reads
-                resolve([drawn - window.__pressed, performance.timeOrigin + window.__pressed,
-                         performance.timeOrigin + drawn]);
+                resolve([performance.timeOrigin + window.__pressed, performance.timeOrigin + performance.now()]);
             }
         });
         observer.observe(panel, {subtree: true, childList: true, characterData: true});
@@ -313,9 +311,12 @@ ARM_ROUND_TRIP_JS = """(prefix) => {
 class RoundTrip:
     """One key press on the temperature slider until the new sample and chart are drawn."""
 
-    ms: float
     pressed: float  # when, in ms since 1970 (the clock Python's ``time.time()`` reads, × 1000)
     drawn: float
+
+    @property
+    def ms(self) -> float:
+        return self.drawn - self.pressed
 
 
 def slider_round_trips(page, handle_selector: str, presses: int) -> list[RoundTrip]:
