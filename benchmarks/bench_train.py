@@ -24,6 +24,7 @@ import argparse
 import ast
 import collections
 import math
+import os
 import re
 import sys
 from dataclasses import fields, replace
@@ -139,9 +140,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=200)
     parser.add_argument("--skip-baseline", action="store_true", help="textlab's default (and levers) only")
     parser.add_argument("--lever", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; on a busy shared machine 2 threads spin-wait for each other "
-                             "(measured here under load 4.5: 5× slower than 1 for LSTM training)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="torch threads (default: one per core, as a student's notebook has, and as "
+                             "RESULTS.md's rounds ran); on a busy shared machine 2 threads spin-wait for "
+                             "each other (measured here under load 4.5: 5× slower than 1 for LSTM training)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
