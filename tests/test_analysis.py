@@ -108,6 +108,7 @@ def test_surprisal_errors(tiny_lstm):
         surprisal(model, vocab, TEXT, prime="")
     with pytest.raises(TextlabError, match="not in the vocabulary"):
         surprisal(model, vocab, "the cat: Z", PRIME)
+    assert surprisal(model, vocab, "", prime=TEXT[0]).shape == (0,)  # nothing to score, as for MiniGPT
 
 
 # --- HTML -----------------------------------------------------------------------------------

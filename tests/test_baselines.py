@@ -98,3 +98,5 @@ def test_unigram_bpc_is_in_bits():
     assert unigram_bpc("aaaa") == 0.0
     # Cross-entropy with add-one smoothing: counts a=2, b=1 plus one each over the alphabet {a, b, c}.
     assert unigram_bpc("aab", "ac") == pytest.approx(-(math.log2(3 / 6) + math.log2(1 / 6)) / 2)
+    with pytest.raises(TextlabError, match="empty text"):
+        unigram_bpc("aab", "")

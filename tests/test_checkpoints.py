@@ -10,8 +10,8 @@ import warnings
 import pytest
 import torch
 
-from textlab import (CharLSTM, CheckpointError, TrainConfig, list_models, load_checkpoint, load_model, sample,
-                     save_checkpoint)
+from textlab import (CharLSTM, CharVocab, CheckpointError, TrainConfig, list_models, load_checkpoint, load_model,
+                     sample, save_checkpoint)
 
 HISTORY = [{"step": 10, "chars_seen": 640, "seconds": 0.5, "train_bpc": 3.1, "val_bpc": 3.0, "lr": 0.004}]
 
@@ -89,7 +89,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_the_code_never_runs(tmp
     monkeypatch.setenv("TEXTLAB_TEST_MARKER", str(marker))
     path = tmp_path / "evil.pt"
     torch.save({"format": "textlab-checkpoint", "payload": RunsCodeWhenUnpickled()}, path)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not a textlab checkpoint: it holds Python objects \(posix.system\)"):
         load_checkpoint(path)
     assert not marker.exists(), "unpickling ran the file's code: load with weights_only=True"
 
@@ -147,6 +147,36 @@ def test_weights_that_do_not_fit_the_config(saved):
     path, *_ = saved
     payload = torch.load(path, weights_only=True)
     payload["model_config"]["hidden_size"] += 1
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path)
+
+
+def test_a_whole_pickled_model_is_named_as_such(tiny_lstm, tmp_path):
+    model, _ = tiny_lstm
+    path = tmp_path / "whole.pt"
+    torch.save(model, path)  # the model object, not its weights
+    with pytest.raises(CheckpointError, match=r"holds Python objects \(textlab.models.CharLSTM\).*torch.save\(model\)"):
+        load_checkpoint(path)
+
+
+def test_a_vocabulary_that_does_not_fit_the_model_is_refused(saved, tiny_lstm, tmp_path):
+    model, vocab = tiny_lstm
+    with pytest.raises(CheckpointError, match=f"vocabulary has 3 characters but the model {len(vocab)}"):
+        save_checkpoint(tmp_path / "bad.pt", model, CharVocab("abc"))
+    assert not (tmp_path / "bad.pt").exists()
+    path, *_ = saved
+    payload = torch.load(path, weights_only=True)
+    payload["vocab"] = payload["vocab"][:-1]  # a tampered file: its model writes one character more
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"damaged: its vocabulary has {len(vocab) - 1} characters"):
+        load_checkpoint(path)
+
+
+def test_a_train_config_that_is_not_a_dict(saved):
+    path, *_ = saved
+    payload = torch.load(path, weights_only=True)
+    payload["train_config"] = ["steps", 10]
     torch.save(payload, path)
     with pytest.raises(CheckpointError, match="damaged"):
         load_checkpoint(path)

@@ -65,7 +65,7 @@ def test_train_prints_val_bpc_last_and_writes_model_and_plot(trained_run):
     lines = proc.stdout.strip().splitlines()
     assert re.fullmatch(r"val_bpc=\d+\.\d{3}", lines[-1]), lines[-1]
     assert lines[0].startswith("corpus tiny_shakespeare: 1,115,394 chars")
-    assert "--- sample, temperature 0.8" in proc.stdout
+    assert "--- sample, temperature 0.8, prime 'ROMEO:\\n' ---\nROMEO:\n" in proc.stdout  # the registry's prime
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     loaded = load_checkpoint(out / "model.pt")
     assert loaded.model.config.hidden_size == 32
@@ -93,6 +93,21 @@ def test_sample_by_name_with_several_samples(trained_run, capsys):
     assert samples[1] == samples[2] == samples[3]  # temperature 0: greedy, the same every time
 
 
+def test_sample_from_a_run_folder(trained_run, capsys):
+    _, out, _ = trained_run
+    assert main(["sample", str(out), "--prime", "A", "--length", "20", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("A")
+
+
+def test_a_text_without_a_new_line_trains_and_samples(tmp_path, capsys):
+    path = tmp_path / "one_line.txt"
+    path.write_text("abcab " * 400, encoding="utf-8")
+    code = main(["train", "--text", str(path), "--steps", "4", "--eval-every", "2", "--hidden-size", "8",
+                 "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert code == 0 and "prime 'a'" in out and re.fullmatch(r"val_bpc=\d+\.\d{3}", out.splitlines()[-1])
+
+
 # ---------------------------------------------------------------------------- errors: one line, exit 2
 
 def test_unknown_corpus(mirror_env, tmp_path, capsys):
@@ -116,7 +131,7 @@ def test_text_in_the_wrong_encoding(tmp_path, capsys):
 def test_bad_temperature(trained_run, capsys):
     _, out, _ = trained_run
     code = main(["sample", str(out / "model.pt"), "--temperature", "-1"])
-    assert_one_line_error(code, capsys.readouterr().err, "temperature must be a number ≥ 0")
+    assert_one_line_error(code, capsys.readouterr().err, "temperature must be a finite number ≥ 0")
 
 
 def test_prime_with_unknown_characters(trained_run, capsys):
@@ -133,10 +148,25 @@ def test_corrupt_checkpoint_in_a_fresh_interpreter(tmp_path):
     assert_one_line_error(proc.returncode, proc.stderr, "not a readable checkpoint")
 
 
-@pytest.mark.parametrize("option", [["--steps", "0"], ["--minutes", "-1"], ["--eval-every", "0"]])
+@pytest.mark.parametrize("option", [["--steps", "0"], ["--minutes", "-1"], ["--eval-every", "0"],
+                                    ["--batch-size", "0"], ["--seq-len", "0"], ["--patience", "0"]])
 def test_budget_must_be_positive(mirror_env, tmp_path, capsys, option):
     code = main(["train", "--corpus", "onegin_ru", *option, "--out", str(tmp_path / "o")])
     assert_one_line_error(code, capsys.readouterr().err, option[0].strip("-").replace("-", "_"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_run_that_never_beats_the_untrained_model_saves_nothing(mirror_env, tmp_path, capsys):
+    code = main(["train", "--corpus", "onegin_ru", "--steps", "4", "--eval-every", "2", "--lr", "1e9", "--no-progress",
+                 "--hidden-size", "8", "--out", str(tmp_path / "o")])
+    assert_one_line_error(code, capsys.readouterr().err, "no evaluation beat the untrained model", "--lr")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("device, message", [("foo", "unknown device 'foo'"), ("cuda:7", "not available")])
+def test_a_device_that_is_not_here(mirror_env, tmp_path, capsys, device, message):
+    code = main(["train", "--corpus", "onegin_ru", "--device", device, "--steps", "5", "--out", str(tmp_path)])
+    assert_one_line_error(code, capsys.readouterr().err, message)
 
 
 def test_unknown_model_name(tmp_path, capsys):

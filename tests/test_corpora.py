@@ -43,6 +43,15 @@ def test_registry_matches_the_mirror_files(shared_data):
         assert hashlib.sha256(raw).hexdigest() == c.sha256, c.name
 
 
+def test_every_text_starts_its_samples_with_characters_it_has(mirror_env):
+    primes = {}
+    for name in registry():
+        text = load_corpus(name)
+        assert set(text.prime) <= set(text.text), name
+        primes[name] = text.prime
+    assert primes["tiny_shakespeare"] == "ROMEO:\n" and primes["frankenstein"] == "\n"
+
+
 def test_unknown_corpus_names_the_known_ones(mirror_env):
     with pytest.raises(CorpusError, match="unknown corpus 'nope'.*tiny_shakespeare"):
         load_corpus("nope")
@@ -147,6 +156,18 @@ def test_http_truncated_file_is_refused_and_not_cached(served, monkeypatch):
     raw = (root / "tinyshakespeare.txt").read_bytes()
     (root / "tinyshakespeare.txt").write_bytes(raw[: len(raw) // 2])
     with serve(root, monkeypatch), pytest.raises(CorpusError, match="truncated"):
+        load_corpus("tiny_shakespeare")
+    assert leftovers(cache) == []
+
+
+@pytest.mark.parametrize("damage", ["95% of it", "one word changed"])
+def test_http_a_fixed_file_is_refused_unless_it_is_exact(served, monkeypatch, damage):
+    """Tiny Shakespeare never gets a new edition: any other sha256 is damage, even within 10% of its size."""
+    root, cache = served
+    path = root / "tinyshakespeare.txt"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) * 95 // 100] if damage == "95% of it" else raw.replace(b"ROMEO", b"ROMIO", 1))
+    with serve(root, monkeypatch), pytest.raises(CorpusError, match="truncated, damaged or not the registry's"):
         load_corpus("tiny_shakespeare")
     assert leftovers(cache) == []
 
@@ -316,6 +337,13 @@ def test_load_text_utf8_and_bom(tmp_path):
     a, b = load_text(plain), load_text(bom)
     assert a.text == b.text == "Привет, мир 🙂\n"
     assert a.name == "plain" and not a.report.removed_bom and b.report.removed_bom
+
+
+def test_your_own_text_starts_its_samples_with_a_new_line_if_it_has_one(tmp_path):
+    lines, one_line = tmp_path / "lines.txt", tmp_path / "one_line.txt"
+    lines.write_text("Мой дядя\nсамых честных правил\n", encoding="utf-8")
+    one_line.write_text("ab" * 600, encoding="utf-8")
+    assert load_text(lines).prime == "\n" and load_text(one_line).prime == "a"
 
 
 def test_load_text_cp1251(tmp_path):

@@ -229,6 +229,16 @@ def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, epochs=3)
 
 
+def test_fine_tuning_on_a_cpu_is_a_taste_the_cpu_rule_allows(monkeypatch):
+    monkeypatch.delenv("TEXTLAB_QUICK", raising=False)
+    cpu = textlab.config.fine_tune_config("cpu")
+    assert (cpu.steps, cpu.minutes, cpu.batch_size) == (20, None, 2) and cpu.steps <= gpt2.CPU_MAX_STEPS
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    gpu = textlab.config.fine_tune_config("cuda")
+    assert (gpu.steps, gpu.minutes, gpu.batch_size) == (None, 3.0, 8)  # sized for a T4
+
+
 def test_offline_is_known_at_once_and_said_in_one_sentence(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()

@@ -176,6 +176,8 @@ def test_probabilities_temperature_and_top_k():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
     torch.testing.assert_close(probabilities(logits, temperature=2.0), (logits / 2).softmax(-1))
     torch.testing.assert_close(probabilities(logits, temperature=0), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
+    # A tiny temperature is all but greedy, not NaN (logits / 1e-40 alone overflows to inf - inf).
+    torch.testing.assert_close(probabilities(logits * 50, temperature=1e-40), torch.tensor([[1.0, 0.0, 0.0, 0.0]]))
     top2 = probabilities(logits, top_k=2)
     assert (top2[0, 2:] == 0).all()
     torch.testing.assert_close(top2[0, :2], logits[0, :2].softmax(-1))
@@ -211,6 +213,7 @@ def test_stream_yields_the_same_characters_as_sample(tiny_lstm):
 
 @pytest.mark.parametrize("knobs, message", [
     ({"temperature": -0.5}, "temperature"), ({"temperature": math.nan}, "temperature"),
+    ({"temperature": math.inf}, "finite"), ({"top_k": True}, "top_k"),
     ({"temperature": "hot"}, "temperature"), ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p"),
     ({"top_k": 0}, "top_k"), ({"top_k": 2.5}, "top_k"), ({"length": -1}, "length"),
     ({"num_samples": 0}, "num_samples"),

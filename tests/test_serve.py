@@ -148,6 +148,20 @@ def test_stream_yields_the_same_text_as_generate(client):
     assert "the " + streamed == whole == events[-1][1]["text"]
 
 
+@pytest.mark.parametrize("body", ['{"model": "cat", "temperature": NaN}', '{"model": "cat", "top_p": Infinity}',
+                                  '{"model": "cat", "prime": "the \\ud800"}'])
+def test_a_value_json_cannot_write_back_is_still_a_422(client, body):
+    """FastAPI's own 422 repeats the bad input, and NaN or a lone surrogate cannot be written as JSON."""
+    answer = client.post("/generate", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert [(e["loc"][0], e["msg"] != "") for e in answer.json()["detail"]] == [("body", True)]
+
+
+def test_a_tiny_temperature_gives_the_greedy_chart(client):
+    chars = client.post("/next-char", json={"model": "cat", "prime": "the c", "temperature": 1e-40}).json()["chars"]
+    assert [c["prob"] for c in chars][:2] == [1.0, 0.0]
+
+
 def test_next_char_is_the_panels_chart(client, runs):
     from textlab.widgets import next_char_bars
 
@@ -320,3 +334,8 @@ def test_gpt2_is_listed_where_the_hub_answers_and_generates(runs, monkeypatch, t
         assert texts == [gpt2.generate(*tiny_gpt2, "The cat", 30, seed=s) for s in (5, 6)]
         assert c.post("/next-char", json={"model": "distilgpt2"}).status_code == 400
         assert c.get("/generate/stream", params={"model": "distilgpt2"}).status_code == 400
+        # A bulk of more GPT-2 requests than may wait at once: they take turns, none is turned away.
+        monkeypatch.setattr(gpt2, "generate", lambda *args: time.sleep(0.1) or "a sample")
+        bulk = [{"model": "distilgpt2", "prime": "The", "length": 5}] * (serve.GPT2_MAX_WAITING + 2)
+        results = c.post("/generate/bulk", json={"requests": bulk, "on_error": "report"}).json()["results"]
+        assert [r["ok"] for r in results] == [True] * len(bulk)

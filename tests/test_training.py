@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import replace
 
 import pytest
@@ -13,11 +14,11 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from textlab import (CharLSTM, CharVocab, MiniGPT, TrainConfig, evaluate, load_checkpoint, sample, split_text,
-                     train, unigram_bpc)
+from textlab import (CharLSTM, CharVocab, CheckpointError, MiniGPT, TrainConfig, evaluate, load_checkpoint,
+                     sample, split_text, train, unigram_bpc)
 from textlab.batches import score_windows
 from textlab.corpora import hold_out
-from textlab.training import PrintSamples, describe_context, lr_at, nll, parameter_groups
+from textlab.training import PrintSamples, _autocast, describe_context, lr_at, nll, parameter_groups
 
 TINY = TrainConfig(batch_size=4, seq_len=16, lr=1e-2, warmup=0.1, steps=20, minutes=None, eval_every=10,
                    progress=False, device="cpu")
@@ -419,12 +420,39 @@ def test_best_checkpoint_is_written_at_each_new_best(data, tmp_path):
 
     class Peek:
         def on_eval(self, record):
-            seen.append(len(load_checkpoint(path).history))
+            seen.append(len(load_checkpoint(path).history) if path.exists() else None)
 
-    train(tiny_model(vocab), train_ids, val, replace(TINY, lr=3e-2), callbacks=[Peek()], vocab=vocab,
-          checkpoint=path)
-    assert seen == [1, 2, 3]  # every evaluation improved, so the file held the history up to each
+    model = tiny_model(vocab)
+    train(model, train_ids, val, replace(TINY, lr=3e-2), callbacks=[Peek()], vocab=vocab, checkpoint=path)
+    # Step 0, the untrained model, is never saved; every later evaluation improved, so the file held
+    # the history up to each.
+    assert seen == [None, 2, 3]
     assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+    assert not model.training  # the kept weights, ready to score and sample
+
+
+def test_a_new_run_stopped_before_its_first_evaluation_keeps_the_earlier_checkpoint(data, tmp_path):
+    vocab, train_ids, val = data
+    path = tmp_path / "model.pt"
+    train(tiny_model(vocab), train_ids, val, TINY, vocab=vocab, checkpoint=path)
+    before = path.read_bytes()
+
+    class CtrlC:
+        def on_step(self, info):
+            raise KeyboardInterrupt
+
+    result = train(tiny_model(vocab, seed=1), train_ids, val, TINY, callbacks=[CtrlC()], vocab=vocab,
+                   checkpoint=path)
+    assert result.stopped == "interrupted" and result.kept_step == 0
+    assert path.read_bytes() == before, "the untrained model replaced a trained one"
+
+
+def test_a_checkpoint_that_could_not_be_saved_is_refused_before_training(data, tmp_path):
+    vocab, train_ids, val = data
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match="vocabulary has 10 characters but the model"):
+        train(tiny_model(vocab), train_ids, val, TINY, vocab=CharVocab("abcdefghij"), checkpoint=tmp_path / "m.pt")
+    assert time.perf_counter() - start < 1 and not (tmp_path / "m.pt").exists()
 
 
 def test_early_stopping_after_patience(data):
@@ -442,7 +470,10 @@ def test_early_stopping_after_patience(data):
                                              ({"eval_every": 0}, "eval_every"),
                                              ({"warmup": 1.0}, "warmup"),
                                              ({"ema": 1.0}, "ema is a decay"),
-                                             ({"state_reset": 1.5}, "state_reset is a share")])
+                                             ({"state_reset": 1.5}, "state_reset is a share"),
+                                             ({"batch_size": 0}, "batch_size must be ≥ 1"),
+                                             ({"seq_len": 0}, "seq_len must be ≥ 1"),
+                                             ({"patience": 0}, "patience is a number of evaluations")])
 def test_train_needs_a_sensible_budget(data, budget, message):
     vocab, train_ids, val = data
     with pytest.raises(ValueError, match=message):
@@ -543,3 +574,16 @@ def test_end_to_end_lstm_beats_the_unigram_baseline(shakespeare):
     assert result.stopped == "budget"
     assert result.val_bpc < baseline - 0.5, (result.val_bpc, baseline)
     assert result.history[-1]["val_bpc"] < result.history[0]["val_bpc"]
+
+
+def test_a_gpu_with_bf16_only_in_emulation_trains_in_fp16(monkeypatch):
+    """A T4, Colab's free GPU, has bf16 only in software emulation, slower than its fp16."""
+    t4 = lambda including_emulation=True: including_emulation  # noqa: E731: what torch.cuda says on a T4
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", t4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no CUDA here: autocast and the scaler warn they are off
+        autocast, scaler = _autocast(torch.device("cuda"))
+        assert autocast.fast_dtype == torch.float16 and scaler is not None
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100
+        autocast, scaler = _autocast(torch.device("cuda"))
+        assert autocast.fast_dtype == torch.bfloat16 and scaler is None

@@ -3,7 +3,8 @@
 Three views:
 
 * **Surprisal**: how many bits each character cost the model, ``-log2 p(char | text before)``.
-  Their mean over a text is exactly the bits per character that ``evaluate`` reports.
+  Their mean over a text is the model's bits per character on it, with all the context it can
+  use (``evaluate`` reads an LSTM in chunks after a warm-up, so its figure can differ slightly).
   ``show_surprisal`` colours a text by it: pale inside words, red at word starts and names.
 * **Neurons**: the LSTM's memory cell by cell. ``show_neuron`` colours a text by one cell's
   value after each character (Karpathy's 2015 quote and line-length cells); ``find_neurons``
@@ -74,11 +75,13 @@ def surprisal(model: nn.Module, vocab: CharVocab, text: str, prime: str = "\n") 
 
     The first character needs something to be predicted from: ``prime`` is read first and not
     scored (the default ``"\\n"`` reads the text as if it started a new line). The mean is the
-    model's bits per character on the text, what ``evaluate`` measures.
+    model's bits per character on the text, each character read with all the context before it.
     """
     if not prime:
         raise ValueError("prime must hold at least one character: the first character of the text "
                          "is predicted from it (try '\\n')")
+    if not text:
+        return torch.empty(0)
     ids = vocab.encode(prime + text).to(next(model.parameters()).device)
     logits = next_char_logits(model, ids[None, :-1])[0]  # (P + T - 1, V): row i predicts ids[i + 1]
     nats = F.cross_entropy(logits[len(prime) - 1:], ids[len(prime):], reduction="none")  # (T,)

@@ -34,6 +34,8 @@ def unigram_bpc(train: str, val: str | None = None) -> float:
     ``val`` it is the cross-entropy on ``val`` of frequencies counted on ``train`` (add-one
     smoothed, so a character unseen in training still gets a small probability).
     """
+    if val == "":
+        raise TextlabError("cannot score an empty text")
     counts = Counter(train)
     if val is None:
         n = len(train)

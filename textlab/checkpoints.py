@@ -8,6 +8,7 @@ someone sent you.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -37,9 +38,17 @@ class Loaded:
     history: list[dict] = field(default_factory=list)
 
 
+def check_fits(model: nn.Module, vocab: CharVocab) -> None:
+    """Raise unless ``model`` reads and writes exactly the characters of ``vocab``."""
+    if len(vocab) != model.config.vocab_size:
+        raise CheckpointError(f"the vocabulary has {len(vocab)} characters but the model "
+                              f"{model.config.vocab_size}: pass the vocabulary the model was built with")
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab,
                     train_config: TrainConfig | None = None, history: list[dict] | None = None) -> Path:
     """Write the checkpoint atomically: to a temporary file, then one rename over ``path``."""
+    check_fits(model, vocab)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -72,6 +81,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for a damaged zip or pickle
+            named = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # the class or function it would build
+            if named:  # weights_only refused to build a Python object, so none of its code ran
+                raise CheckpointError(f"{path} is not a textlab checkpoint: it holds Python objects ({named[1]}), "
+                                      "e.g. a whole model saved with torch.save(model). textlab loads tensors and "
+                                      "plain data only; save models with textlab.save_checkpoint") from None
             raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated: "
                                   f"{type(err).__name__}). Train again or copy the file again.") from None
     for w in caught:  # the file loaded: its warnings are worth seeing after all
@@ -87,11 +101,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         model = build_model(from_dict(ModelConfig, payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         vocab = CharVocab(payload["vocab"])
-    except (KeyError, RuntimeError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path} is damaged: its weights do not fit its config ({err})") from None
-    train_config = payload.get("train_config")
-    return Loaded(model.to(device).eval(), vocab,
-                  from_dict(TrainConfig, train_config) if train_config else None, payload.get("history", []))
+        train_config = payload.get("train_config")
+        train_config = from_dict(TrainConfig, train_config) if train_config else None
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{path} is damaged: its weights, configs and vocabulary do not fit together "
+                              f"({err})") from None
+    if len(vocab) != model.config.vocab_size:
+        raise CheckpointError(f"{path} is damaged: its vocabulary has {len(vocab)} characters and its "
+                              f"model {model.config.vocab_size}")
+    return Loaded(model.to(device).eval(), vocab, train_config, payload.get("history", []))
 
 
 def list_models(folder: str | Path = "models") -> dict[str, Path]:

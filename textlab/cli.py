@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(tr, TrainConfig, skip=set())
 
     sa = sub.add_parser("sample", help="generate text from a checkpoint")
-    sa.add_argument("checkpoint", help="a .pt file, or a model name in --models")
+    sa.add_argument("checkpoint", help="a .pt file, a run folder (DIR/model.pt), or a model name in --models")
     sa.add_argument("--models", default="models", help="folder of checkpoints to look names up in")
     sa.add_argument("--prime", default="\n")
     sa.add_argument("--length", type=int, default=300)
@@ -108,16 +108,16 @@ def cmd_train(args) -> None:
     result = run.result
     if result.message:
         print(result.message)
-    if not result.history:
-        raise TextlabError("training stopped before the first evaluation; nothing was saved")
+    if not result.kept_step:  # train() never saves the untrained model of step 0
+        raise TextlabError(f"no evaluation beat the untrained model, so nothing was saved in {out}: train "
+                           "for longer (--steps, --minutes) or with a lower --lr")
     save_history_plot(result.history, out / "loss.png", run.unigram_bpc)
     print(f"{count_parameters(run.model):,} parameters, {len(run.vocab)} characters; {result.steps} steps "
           f"in {result.seconds:.0f} s ({result.stopped}); unigram baseline {run.unigram_bpc:.3f} bpc")
     print(f"saved {out / 'model.pt'} and {out / 'loss.png'}")
-    prime = next((line + "\n" for line in run.split.val.splitlines() if line.strip()), "\n")
     for t in SAMPLE_TEMPERATURES:
-        print(f"\n--- sample, temperature {t}, prime {prime.strip()!r} ---")
-        print(sample(run.model, run.vocab, prime, length=240, temperature=t, seed=0))
+        print(f"\n--- sample, temperature {t}, prime {text.prime!r} ---")
+        print(sample(run.model, run.vocab, text.prime, length=240, temperature=t, seed=0))
     print(f"\nval_bpc={result.val_bpc:.3f}")
 
 
@@ -126,6 +126,8 @@ def cmd_sample(args) -> None:
     from .sampling import sample
 
     path = Path(args.checkpoint)
+    if path.is_dir():  # a run folder, as `train --out` writes it
+        path = path / "model.pt"
     loaded = load_checkpoint(path) if path.suffix == ".pt" or path.exists() else load_model(
         args.checkpoint, args.models)
     texts = sample(loaded.model, loaded.vocab, args.prime, args.length, args.temperature, args.top_k,

@@ -63,13 +63,17 @@ class TrainConfig:
 
 def pick_device(device: str = "auto") -> torch.device:
     """``"auto"`` → the fastest device present: CUDA, then Apple's MPS, then the CPU."""
-    if device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return torch.device("cuda" if gpus else "mps" if mps else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise TextlabError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from None
+    if (chosen.index or 0) >= {"cuda": gpus, "mps": int(mps)}.get(chosen.type, 1):  # how many this machine has
+        raise TextlabError(f"device {device!r} is not available on this machine: use auto or cpu")
+    return chosen
 
 
 def quick_mode() -> bool:
@@ -146,13 +150,16 @@ def fine_tune_config(device: str = "auto") -> TrainConfig:
     Sized for a free Colab T4: ``distilgpt2`` at batch 8 × 256 tokens in mixed precision. The
     weights already know English, so the learning rate is tens of times lower than from scratch
     (5e-5 against ``default_configs``' 1e-3 to 6e-3), with no weight decay (it would pull the
-    pretrained weights towards zero).
+    pretrained weights towards zero). On a CPU, where one step of GPT-2 takes seconds, it is only a
+    taste: 20 steps of 2 windows.
     """
     cfg = TrainConfig(batch_size=8, seq_len=256, batching="random", lr=5e-5, warmup=0.05,
                       weight_decay=0.0, minutes=3.0, eval_every=100, device=device)
     if quick_mode():
         return replace(cfg, batch_size=2, seq_len=64, steps=5, minutes=None, eval_every=5,
                        progress=False)
+    if pick_device(device).type == "cpu":
+        return replace(cfg, batch_size=2, steps=20, minutes=None)
     return cfg
 
 

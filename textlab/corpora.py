@@ -62,6 +62,7 @@ class Corpus:
     gutenberg: bool
     license: str
     fallback_urls: tuple[str, ...] = ()  # the same file elsewhere, tried in order after download_url
+    prime: str = "\n"  # where a model trained on it starts its samples, e.g. "ROMEO:\n"
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Text:
     text: str
     name: str
     report: CleanReport = field(default_factory=CleanReport)
+    prime: str = "\n"  # where samples start: the registry's choice, or a new line
 
     def __len__(self) -> int:
         return len(self.text)
@@ -187,16 +189,19 @@ def _download(url: str, dest: Path) -> tuple[int, str]:
 
 
 def _check(corpus: Corpus, path: Path, size: int, sha: str, strict: bool) -> None:
-    """Accept the exact edition; warn about a whole but different one; refuse a broken one."""
+    """Accept the exact edition; of a Gutenberg book, warn about a whole but different one; refuse the rest."""
     if sha == corpus.sha256:
         return
-    raw = path.read_bytes()
+    if not corpus.gutenberg:  # a fixed file (a pinned commit, a frozen benchmark): no other edition exists
+        raise CorpusError(f"{corpus.name}: got {size:,} bytes with sha256 {sha[:12]}…, expected {corpus.bytes:,} "
+                          f"with {corpus.sha256[:12]}…: the file is truncated, damaged or not the registry's. "
+                          "Nothing was cached: try again, or check TEXTLAB_MIRROR.")
     try:
-        text = raw.decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise CorpusError(f"{corpus.name}: the file is not UTF-8 text (sha256 {sha[:12]}…); "
                           "the download is damaged or the URL serves something else") from None
-    truncated = size < 0.9 * corpus.bytes or (corpus.gutenberg and not _END.search(text))
+    truncated = size < 0.9 * corpus.bytes or not _END.search(text)
     if truncated:
         raise CorpusError(f"{corpus.name}: got {size:,} bytes, expected {corpus.bytes:,} and an intact "
                           "end; the download looks truncated. Nothing was cached: try again.")
@@ -323,7 +328,7 @@ def load_corpus(name: str, strict: bool = False, drop_illustrations: bool = Fals
     """Download (once), verify and clean a registered corpus (see ``clean_text``)."""
     raw = fetch(name, strict=strict).read_bytes().decode("utf-8")
     text, report = clean_text(raw, drop_illustrations)
-    return Text(text, name, report)
+    return Text(text, name, report, get_corpus(name).prime)
 
 
 def load_text(path: str | os.PathLike, encoding: str = "utf-8") -> Text:
@@ -340,7 +345,7 @@ def load_text(path: str | os.PathLike, encoding: str = "utf-8") -> Text:
     text, report = clean_text(decoded)
     if not text.strip():
         raise CorpusError(f"{path} holds no text")
-    return Text(text, path.stem, report)
+    return Text(text, path.stem, report, prime="\n" if "\n" in text else text[0])
 
 
 def split_text(text: str, val_fraction: float = 0.1, test_fraction: float = 0.0) -> Split:

@@ -35,9 +35,9 @@ from .vocab import CharVocab
 def check_params(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  length: int = 0, num_samples: int = 1) -> None:
     """Raise a ValueError that says what is allowed, before any work is done."""
-    if not isinstance(temperature, (int, float)) or math.isnan(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a number ≥ 0 (0 = greedy), not {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number ≥ 0 (0 = greedy), not {temperature!r}")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k must be an integer ≥ 1 or None, not {top_k!r}")
     if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be in (0, 1] or None, not {top_p!r}")
@@ -58,7 +58,7 @@ def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     logits = logits.float()
     if temperature == 0:  # greedy: all the probability on the most likely character
         return torch.zeros_like(logits).scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
-    logits = logits / temperature
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature  # largest 0: no overflow at tiny temperatures
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, -math.inf)

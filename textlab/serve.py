@@ -47,7 +47,8 @@ from .widgets import CHART_BARS, _model_pairs, next_char_bars
 try:
     import uvicorn
     from fastapi import FastAPI, Query, Request
-    from fastapi.responses import HTMLResponse, StreamingResponse
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
     from pydantic import BaseModel, Field, field_validator, model_validator
 except ImportError as err:  # the core package never imports this module
     raise ImportError("textlab serve needs the serve extra: pip install 'textlab[serve]' "
@@ -472,9 +473,13 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
 
     @app.exception_handler(ServeError)
     async def _serve_error(_request: Request, err: ServeError):
-        from fastapi.responses import JSONResponse
-
         return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, err: RequestValidationError):
+        """FastAPI's own 422, less the input it echoes: NaN or a lone surrogate would make that a 500."""
+        errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in err.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     def submit(req: GenerateRequest | StreamRequest, on_step=None) -> tuple[Served, Job]:
         served = registry.char_model(req.model, "this endpoint") if on_step else registry.get(req.model)
@@ -534,7 +539,15 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
     async def generate_bulk(bulk: BulkRequest) -> BulkResponse:
         """Several requests at once (run concurrently, so compatible ones share batches)."""
         start = time.monotonic()
-        outcomes = await asyncio.gather(*(generate_one(r) for r in bulk.requests), return_exceptions=True)
+        gpt2_turns = asyncio.Lock()  # GPT-2 samples one request at a time: its items wait here, not for a slot
+
+        async def one(req: GenerateRequest) -> GenerateResponse:
+            if getattr(registry.models.get(req.model), "kind", None) != "gpt2":
+                return await generate_one(req)
+            async with gpt2_turns:
+                return await generate_one(req)
+
+        outcomes = await asyncio.gather(*(one(r) for r in bulk.requests), return_exceptions=True)
         items = []
         for out in outcomes:
             if isinstance(out, ServeError):

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tqdm.notebook import tqdm as tqdm_notebook
 
 from .batches import make_batches, score_windows
-from .checkpoints import save_checkpoint
+from .checkpoints import check_fits, save_checkpoint
 from .baselines import unigram_bpc
 from .config import ModelConfig, TextlabError, TrainConfig, pick_device
 from .corpora import Split, hold_out, split_text
@@ -220,10 +220,11 @@ def _emit(callbacks, event: str, payload) -> None:
 
 
 def _autocast(device: torch.device):
-    """Mixed precision on CUDA (bf16 where supported, else fp16); full precision elsewhere."""
+    """Mixed precision on CUDA (bf16 where the GPU has it, else fp16); full precision elsewhere."""
     if device.type != "cuda":
         return nullcontext(), None
-    if torch.cuda.is_bf16_supported():
+    # Not emulated bf16: a T4 (Colab's free GPU) "supports" it only in software, slower than fp16.
+    if torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.autocast("cuda", dtype=torch.bfloat16), None
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
@@ -287,7 +288,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     Stops when the budget (``cfg.steps`` and/or ``cfg.minutes`` of training: the evaluations' time
     comes on top, so a model that is slow to score is not cut short by its own measurement) is
     spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the loss
-    becomes NaN. With ``vocab`` and ``checkpoint`` set, each new best is saved.
+    becomes NaN; ``model`` ends with the kept weights, in eval mode. With ``vocab`` and ``checkpoint``
+    set, each new best after step 0 is saved: the untrained model never replaces an earlier file.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
     ``unit`` is what the progress bar calls the scores: bits per character ("bpc") unless the ids
     are other tokens (the word model's "bits_per_token"); the history's keys keep their names.
@@ -297,8 +299,11 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         raise ValueError("give a budget: TrainConfig.steps or TrainConfig.minutes")
     if (cfg.steps is not None and cfg.steps < 1) or (cfg.minutes is not None and cfg.minutes <= 0):
         raise ValueError(f"the budget must be positive, not steps={cfg.steps}, minutes={cfg.minutes}")
-    if cfg.eval_every < 1:
-        raise ValueError(f"eval_every must be ≥ 1, not {cfg.eval_every}")
+    for name in ("batch_size", "seq_len", "eval_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be ≥ 1, not {getattr(cfg, name)}")
+    if cfg.patience is not None and cfg.patience < 1:
+        raise ValueError(f"patience is a number of evaluations ≥ 1 (None: never stop early), not {cfg.patience}")
     if not 0 <= cfg.warmup < 1:
         raise ValueError(f"warmup is a share of the budget in [0, 1), not {cfg.warmup}")
     if not 0 <= cfg.ema < 1:
@@ -306,6 +311,8 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     if not 0 <= cfg.state_reset <= 1:
         raise ValueError(f"state_reset is a share of the rows in [0, 1] (0: always carry), not {cfg.state_reset}")
     lr_at(0.5, cfg)  # an unknown schedule fails here, before any work
+    if checkpoint is not None and vocab is not None:
+        check_fits(model, vocab)  # and a checkpoint that could not be saved
     if not model.stateful and cfg.seq_len > model.config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's block_size="
                          f"{model.config.block_size}")
@@ -341,7 +348,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             best.update(record)
             kept_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             evals_without_best = 0
-            if checkpoint is not None and vocab is not None:
+            if checkpoint is not None and vocab is not None and step > 0:  # never the untrained model
                 save_checkpoint(checkpoint, model, vocab, cfg, result.history)
         else:
             evals_without_best += 1
@@ -405,6 +412,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     if kept_weights is not None:
         model.load_state_dict(kept_weights)
         result.val_bpc, result.kept_step = best["val_bpc"], best["step"]
+    model.eval()  # ready to score and sample: dropout off, as the scores were taken
     result.steps, result.seconds = step, training_seconds()
     _emit(callbacks, "on_end", result)
     return result
