@@ -43,7 +43,7 @@ $(BIN)/.installed: $(BIN)/.core
 	touch $@
 
 demo: $(BIN)/.core
-	$(BIN)/python -m textlab train --corpus tiny_shakespeare --minutes $(DEMO_MINUTES) --out runs/demo
+	$(BIN)/python -m textlab train --corpus tiny_shakespeare --minutes $(DEMO_MINUTES) --out runs/demo --overwrite
 	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 0.5 --length 200 --seed 1
 	$(BIN)/python -m textlab sample runs/demo/model.pt --prime "ROMEO:" --temperature 1.2 --length 200 --seed 1
 	@echo "loss curve: runs/demo/loss.png"

@@ -12,6 +12,7 @@ its samples from a cold start fall into loops of rare characters (``derailed_sha
 
     python benchmarks/bench_train.py --corpus tiny_shakespeare --seconds 200
     python benchmarks/bench_train.py --skip-baseline --lever "ema:ema=0.998" --lever "drop:dropout=0.1"
+    python benchmarks/bench_train.py --skip-baseline --dynamic   # + dynamic evaluation, in a row of its own
 
 A ``--lever NAME:field=value,...`` row trains the default with those ModelConfig/TrainConfig fields changed.
 Choose between levers on the *dev* column (the held-out start of the training part, on which
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import copy
 import math
 import os
 import re
@@ -35,7 +37,7 @@ from common import append_results, table, timed_in_turn
 
 import textlab
 from textlab.config import ModelConfig, TrainConfig, default_configs
-from textlab.corpora import Split
+from textlab.corpora import Split, hold_out
 from textlab.training import evaluate, kept_record, parameter_groups
 
 # The seed notebooks' recipe, expressed in textlab's configs (same trainer and evaluation).
@@ -72,6 +74,40 @@ def derailed_share(model: torch.nn.Module, vocab: textlab.CharVocab, split: Spli
     return sum(sum(c in rare for c in s) > 0.05 * length for s in samples) / len(samples)
 
 
+def dynamic_nll(model: torch.nn.Module, ids: torch.Tensor, lr: float, segment: int = 50) -> float:
+    """Nats per character of ``ids[1:]`` read once, in order, by a copy of ``model`` that goes on
+    learning as it reads: dynamic evaluation (Krause et al. 2018), here with plain SGD.
+
+    Each ``segment`` of characters is scored first, then the copy takes one gradient step of size
+    ``lr`` on it, so every character is predicted by weights that have only seen the text before it.
+    The LSTM's state is carried throughout; ``lr=0`` is the static score of one cold-started read.
+    Not the course's yardstick: the model is no longer the one that was trained.
+    """
+    model = copy.deepcopy(model).eval()  # no dropout; the caller's model stays as it is
+    x, y, state, total = ids[:-1], ids[1:], None, 0.0
+    for i in range(0, len(x), segment):
+        logits, state = model(x[None, i:i + segment], state)                     # (1, T, V)
+        loss = F.cross_entropy(logits[0], y[i:i + segment], reduction="sum")
+        total += loss.item()
+        if lr:
+            model.zero_grad(set_to_none=True)
+            (loss / len(logits[0])).backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= lr * p.grad
+        state = tuple(s.detach() for s in state)  # carry the values, not the history
+    return total / len(y)
+
+
+def dynamic_evaluation(model: torch.nn.Module, dev_ids: torch.Tensor, val_ids: torch.Tensor,
+                       rates: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)) -> dict:
+    """The learning rate of ``dynamic_nll`` chosen on the dev text, then val read once with it."""
+    dev = {lr: dynamic_nll(model, dev_ids, lr) for lr in (0.0, *rates)}
+    lr = min(rates, key=dev.get)
+    return {"lr": lr, "dev_static": dev[0.0], "dev": dev[lr], "val_static": dynamic_nll(model, val_ids, 0.0),
+            "val": dynamic_nll(model, val_ids, lr)}
+
+
 def matmul_peaks(n: int = 2048, repeats: int = 20) -> dict[str, float]:
     """FLOP/s of this CPU on a big float32 matmul through each of torch's two CPU paths.
 
@@ -100,11 +136,17 @@ def train_flops_per_char(model: torch.nn.Module) -> float:
     return 6 * matrices + attention
 
 
-def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float) -> dict:
+def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float,
+        dynamic: bool = False) -> dict:
     train_cfg = replace(train_cfg, minutes=seconds / 60, steps=None, progress=False, device="cpu")
     r = textlab.training.train_on_text(text, model_cfg, train_cfg)
     res = r.result
-    window_bpc = evaluate(r.model, r.vocab.encode(r.split.val), **COLD_WINDOWS)
+    val_ids = r.vocab.encode(r.split.val)
+    window_bpc = evaluate(r.model, val_ids, **COLD_WINDOWS)
+    dynamic_row = None
+    if dynamic:
+        dev_ids = hold_out(r.vocab.encode(r.split.train), train_cfg.dev_fraction)[1]
+        dynamic_row = dynamic_evaluation(r.model, dev_ids, val_ids)
     cps = res.history[-1]["chars_seen"] / res.seconds
     curve = " ".join(f"{h['seconds']:.0f}s:{h['val_bpc'] * math.log(2):.3f}" for h in res.history[::3])
     print(f"{name}: {curve}; kept step {res.kept_step}", file=sys.stderr, flush=True)
@@ -113,7 +155,7 @@ def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, se
             "flops": cps * train_flops_per_char(r.model),  # the training arithmetic's FLOP/s
             "dev_loss": kept_record(res.history)["dev_bpc"] * math.log(2),
             "val_loss": res.val_bpc * math.log(2), "window_loss": window_bpc * math.log(2),
-            "derailed": derailed_share(r.model, r.vocab, r.split)}
+            "derailed": derailed_share(r.model, r.vocab, r.split), "dynamic": dynamic_row}
 
 
 def with_fields(model_cfg: ModelConfig, train_cfg: TrainConfig, assignments: str):
@@ -140,6 +182,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=200)
     parser.add_argument("--skip-baseline", action="store_true", help="textlab's default (and levers) only")
     parser.add_argument("--lever", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
+    parser.add_argument("--dynamic", action="store_true",
+                        help="also score textlab's default with dynamic evaluation (its own row, not the headline)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch threads (default: one per core, as a student's notebook has, and as "
                              "RESULTS.md's rounds ran); on a busy shared machine 2 threads spin-wait for "
@@ -156,7 +200,8 @@ def main() -> None:
     for lever in args.lever:
         name, _, assignments = lever.partition(":")
         contenders.append((f"lever {name}", *with_fields(model_cfg, train_cfg, assignments)))
-    results = {name: run(name, text, m, t, args.seconds) for name, m, t in contenders}
+    results = {name: run(name, text, m, t, args.seconds, dynamic=args.dynamic and name == "textlab default")
+               for name, m, t in contenders}
     peaks_after = matmul_peaks()
     peaks = {name: max(flops, peaks_after[name]) for name, flops in peaks_before.items()}
     peak = max(peaks.values())
@@ -172,6 +217,12 @@ def main() -> None:
              f"after the runs);"
              f" levers: {' '.join(args.lever) or 'none'}"
              f"\n\ndefault: {model_cfg}\n\n{replace(train_cfg, minutes=args.seconds / 60)}")
+    dyn = results["textlab default"]["dynamic"]
+    if dyn:
+        body += (f"\n\ntextlab default, dynamic evaluation (its own row, never the headline: SGD on each 50 "
+                 f"characters after scoring them, lr {dyn['lr']:g} chosen on dev): dev {dyn['dev']:.3f} nats "
+                 f"(static {dyn['dev_static']:.3f}), val {dyn['val']:.3f} (static, one cold-started read: "
+                 f"{dyn['val_static']:.3f})")
     print(body)
     append_results(f"bench_train {args.corpus}, {args.seconds:.0f} s", " ".join(["python"] + sys.argv), body)
     ours = results["textlab default"]

@@ -240,6 +240,10 @@ def test_find_neurons_skips_constant_features_and_checks_lengths():
     assert [n.feature for n in found] == ["ramp", "ramp"]
     with pytest.raises(ValueError, match="same text"):
         find_neurons(acts, {"ramp": np.arange(9.0)})
+    for top in (2.5, True, 0):
+        with pytest.raises(ValueError, match="top must be an integer"):
+            find_neurons(acts, {"ramp": np.arange(10.0)}, top=top)
+    assert len(find_neurons(acts, {"ramp": np.arange(10.0)}, top=np.int64(2))) == 2  # NumPy's ints are ints
 
 
 # --- temperature sweep ----------------------------------------------------------------------
@@ -293,6 +297,28 @@ def test_sweep_keeps_minigpt_within_its_block(tiny_gpt):
     assert [len(r["example"]) for r in rows] == [model.config.block_size] * 2
     with pytest.raises(ValueError, match="length"):
         temperature_sweep(model, vocab, {"the"}, length=0)
+
+
+def test_minigpt_sweep_entropy_is_the_sampler_s_and_longer_samples_are_refused(tiny_gpt):
+    model, vocab = tiny_gpt
+    prime, length = "the", model.config.block_size + 1 - len("the")  # the last character reads a full block
+    (row,) = temperature_sweep(model, vocab, set(), prime=prime, temperatures=(0.7,), length=length,
+                               num_samples=1, seed=3)
+    text = row["example"]
+    expected = []
+    for i in range(len(prime), len(text)):
+        p = next_char_probs(model, vocab, text[:i], temperature=0.7)
+        expected.append(-(p[p > 0] * p[p > 0].log2()).sum().item())
+    assert row["entropy_bits"] == pytest.approx(sum(expected) / len(expected), abs=1e-4)
+    with pytest.raises(ValueError, match="do not fit MiniGPT's block"):  # past the block: other distributions
+        temperature_sweep(model, vocab, set(), prime=prime, length=length + 1)
+
+
+def test_attention_of_an_empty_text_is_refused(tiny_gpt):
+    from textlab.analysis import attention_weights
+
+    with pytest.raises(ValueError, match="empty"):
+        attention_weights(*tiny_gpt, "")
 
 
 def test_plot_temperature_sweep_draws_three_panels():

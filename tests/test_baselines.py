@@ -93,6 +93,12 @@ def test_sample_is_reproducible_and_greedy_follows_the_counts():
     assert model.sample("the c", 10, temperature=0) == "the cat sat on "
 
 
+def test_a_prime_with_unknown_characters_is_refused_whole():
+    model = CharNGram.fit("abcabcabd", order=3)
+    with pytest.raises(TextlabError, match="3 character.*'x', 'y', 'z'"):  # not only the last order-1
+        model.sample("xyz", 5)
+
+
 def test_unigram_bpc_is_in_bits():
     assert unigram_bpc("abcd") == pytest.approx(2.0)  # four equally likely characters: two bits each
     assert unigram_bpc("aaaa") == 0.0
@@ -100,3 +106,5 @@ def test_unigram_bpc_is_in_bits():
     assert unigram_bpc("aab", "ac") == pytest.approx(-(math.log2(3 / 6) + math.log2(1 / 6)) / 2)
     with pytest.raises(TextlabError, match="empty text"):
         unigram_bpc("aab", "")
+    with pytest.raises(TextlabError, match="training text is empty"):
+        unigram_bpc("")

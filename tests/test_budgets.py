@@ -7,7 +7,7 @@ import pytest
 
 import textlab.cli
 import textlab.training
-from textlab.config import CPU_LSTM_BUDGETS, TrainConfig, default_configs
+from textlab.config import CPU_LSTM_BUDGETS, TrainConfig, default_configs, quick_mode
 
 
 @pytest.fixture
@@ -66,3 +66,15 @@ def test_the_cli_budget_chooses_the_model(full_mode, monkeypatch, tmp_path):
     assert (m3, t3.minutes) == (default_configs("cpu", minutes=3)[0], 3)
     assert (m10, t10.minutes) == (default_configs("cpu", minutes=10)[0], 10)
     assert m3 != m10
+
+
+def test_a_budget_of_nan_minutes_is_refused(full_mode):
+    with pytest.raises(ValueError, match="positive"):
+        default_configs("cpu", minutes=float("nan"))
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("true", True), ("Yes", True), ("TRUE", True),
+                                       ("", False), ("0", False), ("false", False), ("no", False), ("off", False)])
+def test_quick_mode_is_on_only_for_1_true_or_yes(monkeypatch, value, on):
+    monkeypatch.setenv("TEXTLAB_QUICK", value)
+    assert quick_mode() is on

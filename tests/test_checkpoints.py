@@ -10,8 +10,8 @@ import warnings
 import pytest
 import torch
 
-from textlab import (CharLSTM, CharVocab, CheckpointError, TrainConfig, list_models, load_checkpoint, load_model,
-                     sample, save_checkpoint)
+from textlab import (CharLSTM, CharVocab, CheckpointError, TextlabError, TrainConfig, list_models, load_checkpoint,
+                     load_model, sample, save_checkpoint)
 
 HISTORY = [{"step": 10, "chars_seen": 640, "seconds": 0.5, "train_bpc": 3.1, "val_bpc": 3.0, "lr": 0.004}]
 
@@ -209,3 +209,28 @@ def test_list_models_of_a_missing_folder(tmp_path):
     assert list_models(tmp_path / "nothing") == {}
     with pytest.raises(CheckpointError, match="found: none"):
         load_model("any", tmp_path / "nothing")
+
+
+def test_the_prime_is_saved_and_old_checkpoints_default_to_a_new_line(tiny_lstm, tmp_path):
+    model, vocab = tiny_lstm
+    with_prime = load_checkpoint(save_checkpoint(tmp_path / "p.pt", model, vocab, prime="the "))
+    assert with_prime.prime == "the "
+    old = tmp_path / "old.pt"  # a checkpoint written before primes were stored: no "prime" key
+    save_checkpoint(old, model, vocab)
+    assert "prime" not in torch.load(old, weights_only=True) and load_checkpoint(old).prime == "\n"
+
+
+def test_a_device_this_machine_lacks_is_a_clear_error(saved):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(TextlabError, match="device 'cuda' is not available on this machine"):
+        load_checkpoint(saved[0], device="cuda")
+    assert load_checkpoint(saved[0], device="auto").model.config == saved[1].config
+
+
+@pytest.mark.parametrize("prime", ["", "Жизнь", 7])
+def test_a_prime_the_vocabulary_cannot_write_is_not_saved(tiny_lstm, tmp_path, prime):
+    model, vocab = tiny_lstm
+    with pytest.raises(TextlabError, match="must be text made of the vocabulary's characters"):
+        save_checkpoint(tmp_path / "p.pt", model, vocab, prime=prime)
+    assert not (tmp_path / "p.pt").exists()

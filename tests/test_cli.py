@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -131,13 +132,15 @@ def test_text_in_the_wrong_encoding(tmp_path, capsys):
 def test_bad_temperature(trained_run, capsys):
     _, out, _ = trained_run
     code = main(["sample", str(out / "model.pt"), "--temperature", "-1"])
-    assert_one_line_error(code, capsys.readouterr().err, "temperature must be a finite number ≥ 0")
+    assert_one_line_error(code, capsys.readouterr().err, "temperature must be")
 
 
 def test_prime_with_unknown_characters(trained_run, capsys):
     _, out, _ = trained_run
     code = main(["sample", str(out / "model.pt"), "--prime", "Жизнь"])
-    assert_one_line_error(code, capsys.readouterr().err, "not in the vocabulary", "'Ж'")
+    err = capsys.readouterr().err
+    assert_one_line_error(code, err, "not in the vocabulary", "'Ж'", "--prime")
+    assert "unknown=" not in err, "the command line has no such option"
 
 
 def test_corrupt_checkpoint_in_a_fresh_interpreter(tmp_path):
@@ -152,7 +155,9 @@ def test_corrupt_checkpoint_in_a_fresh_interpreter(tmp_path):
                                     ["--batch-size", "0"], ["--seq-len", "0"], ["--patience", "0"]])
 def test_budget_must_be_positive(mirror_env, tmp_path, capsys, option):
     code = main(["train", "--corpus", "onegin_ru", *option, "--out", str(tmp_path / "o")])
-    assert_one_line_error(code, capsys.readouterr().err, option[0].strip("-").replace("-", "_"))
+    out, err = capsys.readouterr()
+    assert_one_line_error(code, err, f"{option[0]} must be")
+    assert out == "", "refused before anything is loaded or printed"
     assert not (tmp_path / "o").exists()
 
 
@@ -172,3 +177,105 @@ def test_a_device_that_is_not_here(mirror_env, tmp_path, capsys, device, message
 def test_unknown_model_name(tmp_path, capsys):
     code = main(["sample", "nobody", "--models", str(tmp_path)])
     assert_one_line_error(code, capsys.readouterr().err, "no model 'nobody'")
+
+
+# ---------------------------------------------------------------------------- review fixes
+
+def one_line_text(tmp_path: Path) -> Path:
+    """A text without a new line, with an accented letter: 6 characters a tiny model learns in seconds."""
+    path = tmp_path / "one_line.txt"
+    path.write_text("café ab " * 400, encoding="utf-8")
+    return path
+
+
+def train_quickly(text: Path, out: Path, *extra: str) -> int:
+    return main(["train", "--text", str(text), "--steps", "4", "--eval-every", "2", "--hidden-size", "8",
+                 "--no-progress", "--out", str(out), *extra])
+
+
+def test_train_never_replaces_a_saved_model_without_overwrite(trained_run, tmp_path, capsys):
+    _, out, _ = trained_run
+    before = (out / "model.pt").read_bytes()
+    # Refused before the text is even looked for: this file does not exist.
+    code = main(["train", "--text", str(tmp_path / "missing.txt"), "--steps", "5", "--out", str(out)])
+    assert_one_line_error(code, capsys.readouterr().err, f"{out / 'model.pt'} already holds a trained model (val ",
+                          " bits/char at step 30)", "pass --overwrite to replace it, or --out another folder")
+    assert (out / "model.pt").read_bytes() == before
+
+
+def test_overwrite_replaces_a_saved_model(tmp_path, capsys):
+    text, out = one_line_text(tmp_path), tmp_path / "o"
+    assert train_quickly(text, out) == 0
+    assert train_quickly(text, out) == 2
+    assert train_quickly(text, out, "--overwrite", "--seed", "1") == 0
+    assert load_checkpoint(out / "model.pt").train_config.seed == 1
+
+
+def test_an_unwritable_out_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import textlab.training
+
+    monkeypatch.setattr(textlab.training, "train_on_text", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "a_file").write_text("not a folder")
+    code = train_quickly(one_line_text(tmp_path), tmp_path / "a_file" / "run")
+    out, err = capsys.readouterr()
+    assert_one_line_error(code, err, f"cannot write to --out {tmp_path / 'a_file' / 'run'}")
+    assert out == ""
+
+
+def test_a_failed_run_leaves_no_folders_from_the_write_check(tmp_path, capsys):
+    code = main(["train", "--text", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "a" / "b" / "c")])
+    assert_one_line_error(code, capsys.readouterr().err, "no such file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option, message", [(["--minutes", "nan"], "--minutes must be > 0, not nan"),
+                                             (["--lr", "inf"], "--lr must be > 0, not inf"),
+                                             (["--grad-clip", "-1"], "--grad-clip must be > 0, not -1.0"),
+                                             (["--grad-clip", "0"], "--grad-clip must be > 0, not 0.0"),
+                                             (["--schedule", "hold", "--cooldown", "0"],
+                                              "--cooldown must be in (0, 1], not 0.0"),
+                                             (["--embed-dim", "0"], "--embed-dim must be ≥ 1, not 0"),
+                                             (["--dev-fraction", "1.5"], "--dev-fraction must be in (0, 1)"),
+                                             (["--encoding", "cp-1252x"], "unknown encoding 'cp-1252x'")])
+def test_impossible_options_are_one_line_errors(tmp_path, capsys, option, message):
+    code = train_quickly(one_line_text(tmp_path), tmp_path / "o", *option)
+    out, err = capsys.readouterr()
+    assert_one_line_error(code, err, message)
+    assert "training" not in out
+
+
+def test_sample_starts_from_the_training_texts_prime(tmp_path, capsys):
+    """The text has no new line, so the old default prime "\\n" could not be sampled from."""
+    out = tmp_path / "o"
+    assert train_quickly(one_line_text(tmp_path), out) == 0
+    assert load_checkpoint(out / "model.pt").prime == "c"
+    capsys.readouterr()
+    assert main(["sample", str(out), "--length", "10", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("c")
+    # Typed decomposed (e + combining accent), as some keyboards do: NFC makes it the text's "é".
+    assert main(["sample", str(out), "--prime", "cafe\u0301", "--length", "10", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("café")
+
+
+def test_a_typed_backslash_n_in_the_prime_is_a_new_line(trained_run, capsys):
+    _, out, _ = trained_run
+    assert main(["sample", str(out), "--prime", "ROMEO:\\n", "--length", "10", "--seed", "0"]) == 0
+    assert capsys.readouterr().out.startswith("ROMEO:\n")
+
+
+def test_serve_refuses_a_port_out_of_range(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", str(tmp_path), "--port", "99999"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err and "'99999' is not a port number (1 to 65535)" in err
+
+
+def test_serve_names_a_port_already_taken(trained_run, capsys):
+    pytest.importorskip("uvicorn")
+    _, out, _ = trained_run
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code = main(["serve", str(out.parent), "--port", str(port)])
+    std = capsys.readouterr()
+    assert_one_line_error(code, std.err, f"cannot listen on 127.0.0.1:{port}", "pick another --port")
+    assert std.out == "", "no URL printed for a server that never started"

@@ -68,6 +68,18 @@ def test_plot_bpc_bars_keeps_a_row_for_a_missing_model():
     plt.close("all")
 
 
+def test_plot_next_char_says_what_its_bars_are():
+    import torch
+    from textlab import CharVocab
+    vocab = CharVocab.from_text("abcd")
+    probs = {"T=1": torch.tensor([0.1, 0.6, 0.2, 0.1]), "T=2": torch.tensor([0.2, 0.3, 0.3, 0.2])}
+    ax = plots.plot_next_char(probs, vocab, top=3)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["b", "c", "a"]  # by the first distribution
+    assert "next character" in ax.get_xlabel() and ax.get_ylabel() == "probability"
+    assert len(ax.patches) == 6  # 3 characters × 2 distributions
+    plt.close("all")
+
+
 def test_chars_per_second_times_one_call_after_a_warm_up():
     calls = []
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
+import json
+import os
 import shutil
+import tempfile
 import threading
+import time
 from functools import partial
 from pathlib import Path
 
 import pytest
 
 from textlab import CorpusError, TextlabError, clean_text, load_corpus, load_text, registry, split_text
-from textlab.corpora import EditionWarning, fetch
+import textlab.corpora as corpora
+from textlab.corpora import EditionWarning, _other_book, fetch, hold_out, source_urls
 
 NAMES = {"pride_and_prejudice", "frankenstein", "sherlock_holmes", "byron_don_juan", "tiny_shakespeare",
          "lermontov_ru", "onegin_ru"}
@@ -397,3 +403,214 @@ def test_split_too_short_text():
 def test_split_bad_fractions(val, test):
     with pytest.raises(ValueError):
         split_text("x" * 1000, val, test)
+
+
+# ---------------------------------------------------------------------------- review fixes: the cache
+
+def test_a_read_only_cache_with_the_file_already_there_is_used(mirror_env, monkeypatch):
+    """The sidecar is only a record: failing to write it must not fail the load."""
+    load_corpus("onegin_ru")
+    (mirror_env / "onegin_ru.txt.sha256").unlink()  # e.g. a cache made before sidecars existed
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    assert load_corpus("onegin_ru").text.endswith("Конец\n")
+
+
+def test_an_unwritable_cache_is_one_clear_error(mirror_env, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(CorpusError, match=f"cannot write the cache {mirror_env}: set TEXTLAB_CACHE to a "
+                                          "writable folder"):
+        load_corpus("onegin_ru")
+
+
+def test_a_killed_downloads_old_temporary_file_is_removed(mirror_env):
+    old, fresh, other = (mirror_env / ".onegin_ru.txt.old123", mirror_env / ".onegin_ru.txt.new456",
+                         mirror_env / ".pg84.txt.abc789")
+    for path in (old, fresh, other):
+        path.write_bytes(b"half a download")
+    two_hours_ago = time.time() - 7200
+    for path in (old, other):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    load_corpus("onegin_ru")
+    assert not old.exists()
+    assert fresh.exists(), "a download running now in another process keeps its file"
+    assert other.exists(), "only the fetched file's own temporary files are touched"
+
+
+def test_a_tilde_in_the_cache_and_mirror_means_home(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(shared_data / "onegin_ru.txt", tmp_path / "onegin_ru.txt")
+    monkeypatch.setenv("TEXTLAB_MIRROR", "~")
+    monkeypatch.setenv("TEXTLAB_CACHE", "~/textlab-cache")
+    load_corpus("onegin_ru")
+    assert (tmp_path / "textlab-cache" / "onegin_ru.txt").is_file()
+    assert not (tmp_path / "~").exists(), "not a folder named ~ in the current one"
+
+
+def test_an_upper_case_mirror_url_is_a_url(monkeypatch):
+    monkeypatch.setenv("TEXTLAB_MIRROR", "HTTP://127.0.0.1:9/texts/")
+    assert source_urls(registry()["onegin_ru"]) == ["HTTP://127.0.0.1:9/texts/onegin_ru.txt"]
+
+
+# ---------------------------------------------------------------------------- review fixes: wrong files, errors
+
+def test_another_gutenberg_book_is_not_a_newer_edition(served, monkeypatch):
+    root, cache = served
+    shutil.copy(root / "pg1342.txt", root / "pg1661.txt")  # Pride and Prejudice, served as Sherlock Holmes
+    with serve(root, monkeypatch), pytest.raises(
+            CorpusError, match=r"not sherlock_holmes's book \('Pride and Prejudice' where "
+                               r"'The Adventures of Sherlock Holmes' was expected\)"):
+        load_corpus("sherlock_holmes")
+    assert leftovers(cache) == []
+
+
+def test_every_registry_book_names_itself(shared_data):
+    for corpus in registry().values():
+        if corpus.gutenberg:
+            assert _other_book(corpus, (shared_data / corpus.filename).read_text(encoding="utf-8")) is None, corpus.name
+
+
+def test_a_mirror_that_lacks_the_file_is_named_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEXTLAB_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("TEXTLAB_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(CorpusError) as err:
+        load_corpus("tiny_shakespeare")
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"TEXTLAB_MIRROR is set to {tmp_path / 'mirror'}: put the registry's tinyshakespeare.txt there" in message
+    assert "pick corpus" not in message, "never suggest the corpus that just failed"
+    assert "No such file or directory" in message
+    assert message.count("tinyshakespeare.txt") == 2  # in the URL once and in the advice once
+
+
+def test_a_data_file_is_not_a_course_text(mirror_env):
+    with pytest.raises(CorpusError, match="unknown corpus 'gpt2_tokenizer'") as err:
+        load_corpus("gpt2_tokenizer")
+    assert "gpt2_tokenizer" not in str(err.value).split("known:")[1]
+    assert fetch("gpt2_tokenizer").name == "gpt2.tiktoken"  # fetch still gets it for textlab.gpt2
+
+
+# ---------------------------------------------------------------------------- review fixes: the registry file
+
+def _registry_with(tmp_path, monkeypatch, change) -> None:
+    data = json.loads(corpora.REGISTRY_PATH.read_text(encoding="utf-8"))
+    change(data["corpora"][1])
+    path = tmp_path / "corpora.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setattr(corpora, "REGISTRY_PATH", path)
+
+
+def test_a_registry_entry_may_add_keys_and_omit_optional_ones(tmp_path, monkeypatch):
+    def change(entry):
+        entry["edition"] = "2022"
+        del entry["canonical_url"], entry["fallback_urls"]
+
+    _registry_with(tmp_path, monkeypatch, change)
+    corpus = registry()["pride_and_prejudice"]
+    assert corpus.canonical_url is None and corpus.fallback_urls == ()
+
+
+def test_a_registry_entry_without_a_required_field_is_named(tmp_path, monkeypatch):
+    _registry_with(tmp_path, monkeypatch, lambda entry: entry.pop("sha256"))
+    with pytest.raises(CorpusError, match=r"corpora.json corpora entry 2: missing 'sha256'"):
+        registry()
+
+
+# ---------------------------------------------------------------------------- review fixes: cleaning, own files
+
+def test_a_produced_by_credit_opening_the_body_is_header():
+    raw = ("head\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\n\nProduced by A. Volunteer\nand B.\n\n\n\n"
+           f"{BODY}\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\n")
+    text, report = clean_text(raw)
+    assert text == BODY
+    assert report.header.endswith("Produced by A. Volunteer\nand B.")
+
+
+@pytest.mark.parametrize("name, first_words", [("frankenstein", "Frankenstein;\n"), ("byron_don_juan", "DON JUAN\n")])
+def test_real_gutenberg_texts_start_with_the_book(mirror_env, name, first_words):
+    assert load_corpus(name).text.startswith(first_words)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_load_text_reads_utf16_and_utf32_with_a_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "notepad.txt"  # Windows Notepad's "Unicode" is UTF-16-LE with a byte-order mark
+    path.write_bytes("\ufeffПривет, мир\r\n".encode(encoding))
+    loaded = load_text(path)
+    assert loaded.text == "Привет, мир\n" and loaded.report.removed_bom
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4,  # a .docx (zip)
+                                     "text with a NUL\x00 in it\n".encode(),
+                                     ("mostly text \x01\x02\x03 with controls\n" * 50).encode()])
+def test_load_text_refuses_a_binary_file(tmp_path, content):
+    path = tmp_path / "book.docx"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match=r"looks like a binary file \(.docx, .pdf\?\): save it as plain text"):
+        load_text(path)
+
+
+def test_load_text_keeps_tabs_and_form_feeds(tmp_path):
+    path = tmp_path / "tabs.txt"
+    path.write_text("a\tb\fc\n" * 100, encoding="utf-8")
+    assert load_text(path).text.startswith("a\tb\fc\n")
+
+
+def test_load_text_suggests_cp1252_and_refuses_an_unknown_encoding(tmp_path):
+    path = tmp_path / "old.txt"
+    path.write_bytes("Café crème, naïve façade\n".encode("cp1252"))
+    with pytest.raises(CorpusError, match=r"cp1252 \(Windows Western\)"):
+        load_text(path)
+    assert load_text(path, encoding="cp1252").text == "Café crème, naïve façade\n"
+    with pytest.raises(CorpusError, match="unknown encoding 'cp-1252x'"):
+        load_text(path, encoding="cp-1252x")
+
+
+def test_split_and_hold_out_say_the_ranges_they_keep():
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\) and test_fraction in \[0, 1\)"):
+        split_text("x" * 1000, 0, 0)
+    for fraction in (0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"must be in \(0, 1\)"):
+            hold_out("x" * 1000, fraction)
+
+
+def test_a_produced_by_credit_is_a_short_paragraph_never_the_book():
+    """A book whose first line happens to start "Produced by" but runs on keeps its text."""
+    for body in ("Produced by A\nCHAPTER I\nIt was a dark night.\nThe end came.\nMore lines.\n\nMore.\n",
+                 "Produced by nobody: the whole book is one paragraph without a blank line.\n"):
+        raw = f"*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\n{body}*** END OF THE PROJECT GUTENBERG EBOOK X ***\n"
+        assert clean_text(raw)[0] == body
+
+
+def test_a_file_that_names_no_book_is_truncated_not_another_book(served, monkeypatch):
+    root, cache = served
+    book = (root / "pg1661.txt").read_text(encoding="utf-8")
+    (root / "pg1661.txt").write_text(book[-50_000:], encoding="utf-8")  # its start, title and all, cut off
+    with serve(root, monkeypatch), pytest.raises(CorpusError, match="looks truncated"):
+        load_corpus("sherlock_holmes")
+
+
+def test_a_utf8_byte_order_mark_wins_over_the_encoding_given(tmp_path):
+    path = tmp_path / "notepad_utf8.txt"  # Notepad's default: UTF-8 with a byte-order mark
+    path.write_bytes("\ufeffПривет\n".encode("utf-8"))
+    assert load_text(path, encoding="cp1251").text == "Привет\n"
+
+
+def test_a_windows_file_read_as_latin1_is_named_not_kept(tmp_path):
+    path = tmp_path / "quotes.txt"
+    path.write_bytes("\u201cQuite so,\u201d he said \u2014 and left.\n".encode("cp1252") * 5)
+    with pytest.raises(CorpusError, match=r"give its encoding as cp1252 \(Windows Western\)"):
+        load_text(path, encoding="latin-1")  # curly quotes would become control codes U+0093, U+0094
+    assert load_text(path, encoding="cp1252").text.startswith("\u201cQuite so,\u201d")
+
+
+def test_word_line_breaks_are_text_not_binary(tmp_path):
+    path = tmp_path / "poem.txt"  # Word's plain-text export writes a manual line break as \v
+    path.write_text("a line\vof a poem\n" * 50, encoding="utf-8")
+    assert "\v" in load_text(path).text

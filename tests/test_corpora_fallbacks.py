@@ -98,7 +98,8 @@ def test_when_every_url_fails_the_error_names_corpus_urls_and_ways_out(www, tmp_
         with pytest.raises(CorpusError) as err:
             fetch(NAME)
     message = str(err.value)
-    assert f"'{NAME}'" in message and all(url in message for url in urls)
+    assert f"'{NAME}'" in message and all(message.count(url) == 1 for url in urls)  # each URL once
+    assert "\n" not in message and "; " in message  # one line, the failures joined
     assert "403" in message and "truncated" in message
     assert "tiny_shakespeare" in message and "TEXTLAB_MIRROR" in message
     assert leftovers(cache) == []

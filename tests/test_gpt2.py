@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -30,6 +31,7 @@ ENGLISH = ("The cat sat on the mat, and the dog sat on the log. Where the river 
            "still turns; nobody remembers who built it, or why the wheel never stops. ") * 30
 RUSSIAN = "Мой дядя самых честных правил, когда не в шутку занемог, он уважать себя заставил."
 CONTEXT = 64  # the tiny model's n_positions
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +172,67 @@ def test_generation_passes_the_cache_by_the_name_this_transformers_uses(tiny):
     assert len(text) == len("The dog") + 40
 
 
+def test_sampling_leaves_the_model_in_the_mode_it_found(tiny):
+    model, tokenizer = tiny
+    model.train()  # as during fine-tuning, when a callback writes a sample
+    generate(model, tokenizer, "The", 5, seed=0)
+    assert model.training  # dropout stays on for the rest of the run
+    model.eval()
+    generate(model, tokenizer, "The", 5, seed=0)
+    assert not model.training
+
+
+class WritesEndOfText(torch.nn.Module):
+    """The tiny GPT-2, its logits steered to end the document at once with <|endoftext|>."""
+
+    def __init__(self, model, tokenizer):
+        super().__init__()
+        self.model, self.config, self.end = model, model.config, tokenizer.eos_token_id
+
+    def forward(self, input_ids, cache=None, **kwargs):
+        out = self.model(input_ids, cache=cache, **kwargs)
+        out.logits = out.logits + 100 * F.one_hot(torch.tensor(self.end), out.logits.shape[-1])
+        return out
+
+
+def test_a_sample_is_one_document_without_end_of_text(tiny):
+    model, tokenizer = tiny
+    writer = WritesEndOfText(model, tokenizer)
+    for settings in ({"temperature": 0}, {"seed": 0}, {"seed": 0, "top_k": 1}):
+        text = generate(writer, tokenizer, "The", 30, **settings)
+        assert "<|endoftext|>" not in text and len(text) == len("The") + 30, settings
+
+
+def test_the_text_end_of_text_is_characters_not_the_special_token(tiny):
+    model, tokenizer = tiny
+    ids = gpt2.encode(tokenizer, "a<|endoftext|>b")
+    assert tokenizer.eos_token_id not in ids and len(ids) > 3  # 13 characters, several tokens
+    assert gpt2.decode(tokenizer, ids) == "a<|endoftext|>b"
+
+
+def test_a_tokenizer_that_does_not_match_the_model_is_refused(tiny):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    _, tokenizer = tiny  # ids up to ~320; this model knows only 100 tokens
+    small = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=CONTEXT, n_embd=8, n_layer=1, n_head=2)).eval()
+    assert max(gpt2.encode(tokenizer, "The cat")) >= 100
+    for call in (lambda: bpc(small, tokenizer, "The cat"),
+                 lambda: generate(small, tokenizer, "The cat", 5),
+                 lambda: fine_tune(small, tokenizer, ENGLISH, "The cat", steps=1, device="cpu", progress=False)):
+        with pytest.raises(TextlabError, match="tokenizer does not match the model.*load_pretrained"):
+            call()
+
+
+def test_empty_texts_and_zero_batches_are_refused(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(ValueError, match="train_text is empty"):
+        fine_tune(model, tokenizer, "", ENGLISH, steps=1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="val_text is empty"):
+        fine_tune(model, tokenizer, ENGLISH, "", steps=1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        bpc(model, tokenizer, ENGLISH, batch_size=0)
+
+
 def test_fine_tuning_lowers_the_bits_per_character(tiny):
     model, tokenizer = tiny
     train_text, val_text = ENGLISH, ENGLISH[:1500]
@@ -288,3 +351,26 @@ def test_the_hub_probe_asks_once(monkeypatch):
     start = time.perf_counter()
     assert hub_available(timeout=1.0) is False
     assert time.perf_counter() - start < 1.5
+
+
+def test_notebook_03_runs_its_gpt2_cells_with_a_model_and_its_own_tokenizer(model_folder, mirror_env, tmp_path,
+                                                                           monkeypatch):
+    """Offline the notebook's GPT-2 cells skip, so the saved outputs never run them: run them here, in
+    QUICK mode, with the tiny model in place of distilgpt2. Its tokenizer is not GPT-2's, so the cells
+    must score, sample and fine-tune with the one ``load_pretrained`` returned."""
+    nbformat, nbclient = pytest.importorskip("nbformat"), pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "notebooks" / "03_gpt2_compare.ipynb", as_version=4)
+    swaps = {'PRETRAINED = "distilgpt2"': f'PRETRAINED = {str(model_folder)!r}',
+             "FINE_TUNE_ON_CPU = False": "FINE_TUNE_ON_CPU = True"}
+    for old, new in swaps.items():
+        [cell] = [c for c in nb.cells if old in c.source]
+        cell.source = cell.source.replace(old, new)
+    monkeypatch.setenv("TEXTLAB_QUICK", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+                            ).execute()
+    [table] = [o["text"] for c in nb.cells if 'show_table(results, missing="not available")' in c.source
+               for o in c.outputs if "text" in o]
+    rows = {line.split("  ")[0]: line for line in table.splitlines()}
+    for name in ("GPT-2 zero-shot", "GPT-2 fine-tuned"):
+        assert f"sliding window of {CONTEXT} tokens" in rows[name] and "not available" not in rows[name]

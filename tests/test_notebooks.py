@@ -2,6 +2,7 @@
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,27 @@ def test_the_fingerprint_check_catches_outputs_made_by_other_code(tmp_path):
     setup["outputs"] = []  # never run: no fingerprint at all
     old.write_text(json.dumps(nb), encoding="utf-8")
     assert stale_notebooks([old])
+
+
+def test_the_fingerprint_covers_the_corpus_registry(tmp_path, monkeypatch):
+    """The registry says what each text is and where its samples start: editing it changes outputs too."""
+    import textlab.notebook
+    before = source_fingerprint()
+    edited = tmp_path / "corpora.json"
+    edited.write_text(textlab.notebook.REGISTRY_PATH.read_text(encoding="utf-8").replace("ROMEO:", "JULIET:"),
+                      encoding="utf-8")
+    monkeypatch.setattr(textlab.notebook, "REGISTRY_PATH", edited)
+    assert source_fingerprint() != before
+
+
+def test_setup_warns_when_the_code_on_disk_is_not_the_code_running(monkeypatch, capsys):
+    """Running the set-up cell again pulls new code, but the kernel keeps the modules it imported."""
+    import textlab.notebook
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        textlab.notebook.setup()  # nothing changed: no warning
+    assert textlab.notebook.IMPORTED_FINGERPRINT in capsys.readouterr().out
+    monkeypatch.setattr(textlab.notebook, "IMPORTED_FINGERPRINT", "0123456789ab")
+    with pytest.warns(UserWarning, match="restart the kernel"):
+        textlab.notebook.setup()
+    assert "0123456789ab" in capsys.readouterr().out  # the outputs say which code made them

@@ -6,6 +6,7 @@ import math
 from collections import Counter
 
 import pytest
+import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -166,10 +167,22 @@ def test_probabilities_top_p_property(values, top_p):
     kept = probs > 0
     mass = base[kept].sum().item()
     assert mass >= top_p - 1e-5                                  # the nucleus reaches p ...
-    assert mass - base[kept].min().item() < top_p + 1e-5         # ... and is minimal
+    last = kept & (base == base[kept].min())                     # the least likely kept, and its ties
+    assert mass - base[last].sum().item() < top_p + 1e-5         # ... and is minimal, ties aside
     if (~kept).any():
         assert base[kept].min() >= base[~kept].max() - 1e-7      # it holds the most likely ones
     torch.testing.assert_close(probs[kept], base[kept] / mass)   # renormalised, ratios kept
+
+
+def test_top_p_keeps_ties_and_is_not_fooled_by_rounding():
+    # Three equally likely characters at the cut: keep them all, as top-k does, not the lowest id.
+    probs = probabilities(torch.tensor([2.0, 1.0, 1.0, 1.0, 0.0]), top_p=0.5)
+    assert (probs > 0).tolist() == [True, True, True, True, False]
+    # Six of ten characters of 0.1 reach 0.6; float32's running total says 0.59999996.
+    probs = probabilities(torch.tensor([0.0] * 10 + [-30.0]), top_p=0.6)
+    assert (probs > 0).sum() == 10  # the ten tie, and only the eleventh is cut
+    logits = torch.tensor([0.1] * 6 + [0.01] * 40).log()  # six reach 0.6: the forty are cut
+    assert (probabilities(logits, top_p=0.6) > 0).sum() == 6
 
 
 def test_probabilities_temperature_and_top_k():
@@ -213,7 +226,9 @@ def test_stream_yields_the_same_characters_as_sample(tiny_lstm):
 
 @pytest.mark.parametrize("knobs, message", [
     ({"temperature": -0.5}, "temperature"), ({"temperature": math.nan}, "temperature"),
-    ({"temperature": math.inf}, "finite"), ({"top_k": True}, "top_k"),
+    ({"temperature": math.inf}, "temperature"), ({"top_k": True}, "top_k"),
+    ({"temperature": 1e39}, "from 0 .greedy. to 100"), ({"temperature": True}, "temperature"),
+    ({"top_p": True}, "top_p"), ({"length": True}, "length"), ({"num_samples": True}, "num_samples"),
     ({"temperature": "hot"}, "temperature"), ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p"),
     ({"top_k": 0}, "top_k"), ({"top_k": 2.5}, "top_k"), ({"length": -1}, "length"),
     ({"num_samples": 0}, "num_samples"),
@@ -222,6 +237,14 @@ def test_bad_parameters_are_value_errors(tiny_lstm, knobs, message):
     model, vocab = tiny_lstm
     with pytest.raises(ValueError, match=message):
         sample(model, vocab, PRIME, **{"length": 10, **knobs})
+
+
+def test_numpy_numbers_are_numbers(tiny_lstm):
+    """A value from NumPy (a slider's array, ``np.linspace``) works as a plain int or float does."""
+    model, vocab = tiny_lstm
+    knobs = dict(temperature=np.float32(0.8), top_k=np.int64(5), top_p=np.float64(0.9), seed=np.int64(3))
+    assert sample(model, vocab, PRIME, np.int64(30), **knobs) == sample(
+        model, vocab, PRIME, 30, temperature=0.8, top_k=5, top_p=0.9, seed=3)
 
 
 @pytest.mark.parametrize("call", [
@@ -246,3 +269,10 @@ def test_prime_with_unknown_characters_is_an_error(tiny_lstm):
         sample(model, vocab, "the Zebra", 10)
     with pytest.raises(TextlabError, match="'Z'"):
         list(stream(model, vocab, "Z", 10))
+
+
+@pytest.mark.parametrize("seed", [2.5, True, "3"])
+def test_a_seed_must_be_an_integer(tiny_lstm, seed):
+    model, vocab = tiny_lstm
+    with pytest.raises(ValueError, match="seed must be an integer or None"):
+        sample(model, vocab, PRIME, 5, seed=seed)

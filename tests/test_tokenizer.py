@@ -62,6 +62,13 @@ def test_transformers_and_tiktoken_give_the_same_ids(ranks, tokenizer):
     assert gpt2.token_pieces(encoding, RUSSIAN) == gpt2.token_pieces(tokenizer, RUSSIAN)
 
 
+def test_the_text_end_of_text_is_thirteen_characters_in_both_backends(ranks, tokenizer):
+    pytest.importorskip("tiktoken")
+    encoding = gpt2.tokenizer_from_ranks(ranks, backend="tiktoken")
+    ids = [64, 27, 91, 437, 1659, 5239, 91, 29, 65]  # a < | end of text | > b: no id 50256
+    assert gpt2.encode(tokenizer, "a<|endoftext|>b") == gpt2.encode(encoding, "a<|endoftext|>b") == ids
+
+
 def test_russian_is_cut_into_pieces_of_letters(tokenizer):
     pieces = gpt2.token_pieces(tokenizer, "Hello world, my friend")
     assert pieces == ["Hello", " world", ",", " my", " friend"]
@@ -105,3 +112,5 @@ def test_token_perplexity_to_bits_per_character():
     assert gpt2.perplexity_to_bpc(20, 1, 4) == pytest.approx(math.log2(20) / 4)
     with pytest.raises(ValueError):
         gpt2.perplexity_to_bpc(0.5, 10, 10)
+    with pytest.raises(ValueError, match="perplexity ≥ 1"):
+        gpt2.perplexity_to_bpc(math.nan, 10, 40)  # a diverged run's NaN is not a score

@@ -471,6 +471,8 @@ def test_early_stopping_after_patience(data):
                                              ({"warmup": 1.0}, "warmup"),
                                              ({"ema": 1.0}, "ema is a decay"),
                                              ({"state_reset": 1.5}, "state_reset is a share"),
+                                             ({"schedule": "hold", "cooldown": 0.0}, "cooldown is a share"),
+                                             ({"grad_clip": 0.0}, "grad_clip is the largest gradient norm"),
                                              ({"batch_size": 0}, "batch_size must be ≥ 1"),
                                              ({"seq_len": 0}, "seq_len must be ≥ 1"),
                                              ({"patience": 0}, "patience is a number of evaluations")])

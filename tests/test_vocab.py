@@ -90,3 +90,13 @@ def test_loading_a_non_vocab_json_is_an_error(tmp_path, content):
     path.write_text(content, encoding="utf-8")
     with pytest.raises(TextlabError, match="not a textlab vocabulary"):
         CharVocab.load(path)
+
+
+@pytest.mark.parametrize("bad", [-1, 4])
+def test_decoding_an_id_outside_the_vocabulary_is_an_error(bad):
+    """-1 would otherwise index from the end and quietly give the last character."""
+    vocab = CharVocab.from_text("abcd")
+    with pytest.raises(TextlabError, match=rf"id {bad} is not in this vocabulary of 4 characters \(ids 0 to 3\)"):
+        vocab.decode([0, bad])
+    with pytest.raises(TextlabError, match=f"id {bad}"):
+        vocab.decode(torch.tensor([bad]))

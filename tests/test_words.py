@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from textlab import TrainConfig, sample
-from textlab.words import UNK, Speller, WordVocab, tokenize, word_bpc, word_level_lstm
+from textlab.words import CODE_POINTS, UNK, Speller, WordVocab, tokenize, word_bpc, word_level_lstm
 
 
 def uniform_lstm(vocab_size: int):
@@ -44,14 +44,29 @@ def test_bits_per_character_by_hand():
     # alphabet {t, h, e, ␣, c, a}: 6 characters + unseen slot + end mark = 8 equally likely symbols
     assert speller.total == 8
     assert speller.bits("cat") == pytest.approx(4 * 3)        # c, a, t, end: 3 bits each
-    assert speller.bits("dog") == pytest.approx(4 * 3)        # d, o, g unseen in training: the shared slot
+    # d, o, g unseen in training: each the shared slot (3 bits), then one of the other code points
+    which = math.log2(CODE_POINTS - 6)                         # ≈ 20.1 bits
+    assert speller.bits("dog") == pytest.approx(4 * 3 + 3 * which)
     text = "the cat dog"                                       # tokens: the ␣ cat ␣ dog
     score = word_bpc(uniform_lstm(len(vocab)), vocab, speller, text)
-    # 4 scored tokens × log2(4) = 8 bits, + 12 bits to spell "dog"; 8 characters after "the"
+    # 4 scored tokens × log2(4) = 8 bits, + 12 + 3 × 20.1 bits to spell "dog"; 8 characters after "the"
     assert (score.model_bits, score.spelling_bits, score.chars, score.tokens, score.unknown) == \
-           pytest.approx((8.0, 12.0, 8, 4, 1))
-    assert score.bpc == pytest.approx(20 / 8)
+           pytest.approx((8.0, 12.0 + 3 * which, 8, 4, 1))
+    assert score.bpc == pytest.approx((20 + 3 * which) / 8)
     assert score.word_perplexity == pytest.approx(4.0) and score.unknown_share == 0.25
+
+
+def test_the_speller_is_a_distribution_over_characters():
+    speller = Speller("the cat sat, the zebra ran", WordVocab(["the", " ", "cat", "sat"]))
+    end = 2 ** -speller.bits("")              # the word of no characters: only the end mark
+
+    def p(c: str) -> float:  # the probability of the character c, from the one-character word's bits
+        return 2 ** -speller.bits(c) / end
+
+    seen = sum(p(c) for c in speller.alphabet)
+    unseen = (CODE_POINTS - len(speller.alphabet)) * p("Ж")  # every unseen character alike
+    assert seen + unseen + end == pytest.approx(1.0)
+    assert p("Ж") == p("Q") < p("z")
 
 
 def test_a_trained_word_model_beats_uniform_and_cannot_spell_new_words(repetitive_text):

@@ -23,6 +23,7 @@ Three views:
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from html import escape
 from typing import NamedTuple
@@ -37,7 +38,7 @@ from .config import TextlabError
 from .batches import score_windows
 from .models import CharLSTM, MiniGPT, evaluating
 from .plots import show_char
-from .sampling import generate_ids, probabilities
+from .sampling import _is_number, generate_ids, probabilities
 from .training import LN2, default_context
 from .vocab import CharVocab
 
@@ -270,8 +271,8 @@ def find_neurons(activations: torch.Tensor, features: dict[str, np.ndarray], top
         activations = activations[None]
     if activations.dim() != 3:
         raise ValueError(f"activations must be (T, H) or (layers, T, H), not {tuple(activations.shape)}")
-    if top < 1:
-        raise ValueError(f"top must be ≥ 1, not {top}")
+    if not _is_number(top, numbers.Integral) or top < 1:
+        raise ValueError(f"top must be an integer ≥ 1 (cells per feature), not {top!r}")
     layers, length, hidden = activations.shape
     found = []
     for name, feature in features.items():
@@ -281,7 +282,7 @@ def find_neurons(activations: torch.Tensor, features: dict[str, np.ndarray], top
         if np.ptp(feature) == 0:
             continue
         r = correlations(activations, feature).flatten()  # (layers * H,)
-        for index in r.abs().topk(min(top, len(r))).indices.tolist():
+        for index in r.abs().topk(min(int(top), len(r))).indices.tolist():
             found.append(Neuron(name, index // hidden, index % hidden, float(r[index])))
     return found
 
@@ -333,9 +334,11 @@ def temperature_sweep(model: nn.Module, vocab: CharVocab, corpus_words: set[str]
 
     Every temperature draws ``num_samples`` texts of ``length`` characters after ``prime``, in
     one batch, with the same ``seed`` (so differences come from the temperature, not the dice).
-    ``length`` defaults to ``SWEEP_LENGTH``, for MiniGPT at most what fits in its block: past
-    ``block_size`` the sampler re-reads a whole block for every new character, which is slow.
-    Each row holds:
+    ``length`` defaults to ``SWEEP_LENGTH``, for MiniGPT at most what fits in its block. A
+    longer one is refused for MiniGPT (``len(prime) + length - 1`` must be ≤ ``block_size``):
+    the entropies are recomputed from one reading of the text, which gives the distributions
+    the characters were drawn from only while each was drawn with all the text before it in
+    the block; past it the sampler re-reads just the last block. Each row holds:
 
     * ``entropy_bits``: mean entropy of the distributions the characters were drawn from
       (after temperature): 0 = no choice at all, log2(len(vocab)) = a uniform guess.
@@ -345,11 +348,14 @@ def temperature_sweep(model: nn.Module, vocab: CharVocab, corpus_words: set[str]
       per sample, averaged: low values mean the text loops.
     * ``example``: the first sample (prime included), to read beside the numbers.
     """
+    block = math.inf if model.stateful else model.config.block_size
     if length is None:
-        room = math.inf if model.stateful else model.config.block_size - len(prime)
-        length = max(1, min(SWEEP_LENGTH, room))
+        length = max(1, min(SWEEP_LENGTH, block - len(prime)))
     if length < 1:
         raise ValueError(f"length must be ≥ 1, not {length}")
+    if len(prime) + length - 1 > block:  # the last character is drawn after all the others
+        raise ValueError(f"the prime ({len(prime)} characters) and length={length} do not fit MiniGPT's block: "
+                         f"need len(prime) + length - 1 ≤ block_size={block}; use a shorter length or prime")
     if not temperatures:
         raise ValueError("give at least one temperature")
     device = next(model.parameters()).device
@@ -407,6 +413,8 @@ def attention_input(model: MiniGPT, vocab: CharVocab, text: str, layer: int = 0)
         raise TextlabError("attention belongs to MiniGPT: pass a MiniGPT (a CharLSTM has none)")
     if not 0 <= layer < len(model.blocks):
         raise ValueError(f"layer must be in 0..{len(model.blocks) - 1}, not {layer}")
+    if not text:
+        raise ValueError("text is empty: give at least one character to attend over")
     ids = vocab.encode(text)[-model.config.block_size:]
     seen = []
     hook = model.blocks[layer].attn.register_forward_pre_hook(lambda module, args: seen.append(args[0]))

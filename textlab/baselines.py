@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from .config import TextlabError
-from .sampling import check_params, probabilities
+from .sampling import check_params, probabilities, seeded_generator
+from .vocab import show_chars
 
 FALLBACK_DISCOUNT = 0.75  # Kneser–Ney's usual discount, for a level with no n-gram seen exactly once
 
@@ -34,6 +35,8 @@ def unigram_bpc(train: str, val: str | None = None) -> float:
     ``val`` it is the cross-entropy on ``val`` of frequencies counted on ``train`` (add-one
     smoothed, so a character unseen in training still gets a small probability).
     """
+    if not train:
+        raise TextlabError("the training text is empty: give the text whose characters are counted")
     if val == "":
         raise TextlabError("cannot score an empty text")
     counts = Counter(train)
@@ -182,11 +185,8 @@ class CharNGram:
                top_k: int | None = None, top_p: float | None = None, seed: int | None = None) -> str:
         """The prime followed by ``length`` generated characters (same knobs as ``textlab.sample``)."""
         check_params(temperature, top_k, top_p, length)
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(seed)
+        self.encode(prime)  # every character of the prime must be known, not only the last order-1
+        generator = seeded_generator(seed)
         text = prime
         for _ in range(length):
             logits = torch.from_numpy(np.log(self.next_char_probs(text)))
@@ -241,7 +241,6 @@ def _encode(text: str, alphabet: list[str], codepoints: np.ndarray | None = None
     missing = codepoints[ids] != points
     if missing.any():
         unknown = sorted({chr(p) for p in points[missing]})
-        shown = ", ".join(repr(c) for c in unknown[:10])
-        raise TextlabError(f"{len(unknown)} character(s) outside the model's alphabet: {shown}; fit it "
+        raise TextlabError(f"{len(unknown)} character(s) outside the model's alphabet: {show_chars(unknown)}; fit it "
                            "with chars=vocab.chars so it knows every character")
     return ids.astype(np.int64)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import ModelConfig, TextlabError, TrainConfig, from_dict, to_dict
+from .config import ModelConfig, TextlabError, TrainConfig, from_dict, pick_device, to_dict
 from .models import build_model
 from .vocab import CharVocab
 
@@ -36,6 +36,7 @@ class Loaded:
     vocab: CharVocab
     train_config: TrainConfig | None = None
     history: list[dict] = field(default_factory=list)
+    prime: str = "\n"  # where samples start: the training text's (Text.prime), or a new line
 
 
 def check_fits(model: nn.Module, vocab: CharVocab) -> None:
@@ -45,9 +46,12 @@ def check_fits(model: nn.Module, vocab: CharVocab) -> None:
                               f"{model.config.vocab_size}: pass the vocabulary the model was built with")
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab,
-                    train_config: TrainConfig | None = None, history: list[dict] | None = None) -> Path:
-    """Write the checkpoint atomically: to a temporary file, then one rename over ``path``."""
+def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab, train_config: TrainConfig | None = None,
+                    history: list[dict] | None = None, prime: str | None = None) -> Path:
+    """Write the checkpoint atomically: to a temporary file, then one rename over ``path``.
+
+    ``prime`` is where samples of the model should start (the training text's ``Text.prime``).
+    """
     check_fits(model, vocab)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +64,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab,
         "train_config": to_dict(train_config) if train_config is not None else None,
         "history": list(history or []),
     }
+    if prime is not None:  # optional: older checkpoints have no "prime"
+        if not isinstance(prime, str) or not prime or vocab.unknown(prime):
+            raise TextlabError(f"prime={prime!r} must be text made of the vocabulary's characters, e.g. '\\n'")
+        payload["prime"] = prime
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -72,7 +80,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab,
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
-    """Rebuild the model and vocabulary saved in ``path``, in eval mode on ``device``."""
+    """Rebuild the model and vocabulary saved in ``path``, in eval mode on ``device`` ("auto" allowed)."""
+    device = pick_device(str(device))  # a clear error for a device this machine lacks
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
@@ -103,13 +112,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         vocab = CharVocab(payload["vocab"])
         train_config = payload.get("train_config")
         train_config = from_dict(TrainConfig, train_config) if train_config else None
+        prime = payload.get("prime", "\n")
+        if not isinstance(prime, str) or not prime:
+            raise ValueError(f"its prime is {prime!r}, not text")
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as err:
         raise CheckpointError(f"{path} is damaged: its weights, configs and vocabulary do not fit together "
                               f"({err})") from None
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(f"{path} is damaged: its vocabulary has {len(vocab)} characters and its "
                               f"model {model.config.vocab_size}")
-    return Loaded(model.to(device).eval(), vocab, train_config, payload.get("history", []))
+    return Loaded(model.to(device).eval(), vocab, train_config, payload.get("history", []), prime)
 
 
 def list_models(folder: str | Path = "models") -> dict[str, Path]:

@@ -77,8 +77,8 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def quick_mode() -> bool:
-    """True when ``TEXTLAB_QUICK=1``: the notebooks' CI mode (tiny models, seconds of training)."""
-    return os.environ.get("TEXTLAB_QUICK", "") not in ("", "0")
+    """True when ``TEXTLAB_QUICK`` is 1, true or yes: the notebooks' CI mode (tiny models, seconds of training)."""
+    return os.environ.get("TEXTLAB_QUICK", "").strip().lower() in ("1", "true", "yes")
 
 
 # The CPU LSTM for a budget of up to so many minutes: (minutes, ModelConfig fields, TrainConfig fields).
@@ -113,7 +113,7 @@ def default_configs(device: str = "auto", kind: str = "lstm",
     """
     if kind not in ("lstm", "gpt"):
         raise ValueError(f"unknown model kind {kind!r}: use 'lstm' or 'gpt'")
-    if minutes is not None and minutes <= 0:
+    if minutes is not None and not minutes > 0:  # written so that NaN is refused too
         raise ValueError(f"the budget must be positive, not minutes={minutes}")
     model, train = ModelConfig(kind=kind), TrainConfig(device=device)
     if minutes is not None:

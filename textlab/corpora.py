@@ -12,6 +12,7 @@ matches it is fetched again, never used.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import html
 import http.client
@@ -19,11 +20,12 @@ import json
 import os
 import re
 import tempfile
+import time
 import unicodedata
 import urllib.error
 import urllib.request
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence, TypeVar
 
@@ -32,6 +34,7 @@ from .config import TextlabError
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 REGISTRY_PATH = DATA_DIR / "corpora.json"
 DOWNLOAD_TIMEOUT = 30  # seconds without a byte before a download is abandoned
+STALE_TEMP = 3600  # seconds: a download's temporary file untouched this long was left by a killed run
 S = TypeVar("S", bound=Sequence)  # a text, or a tensor of its ids
 # Hosts such as Project Gutenberg refuse urllib's default "Python-urllib/3.x" agent from cloud machines.
 USER_AGENT = ("textlab/0.1 (educational course downloader: one request per text, then cached; "
@@ -56,11 +59,11 @@ class Corpus:
     language: str
     filename: str
     download_url: str
-    canonical_url: str | None
     sha256: str
     bytes: int
     gutenberg: bool
     license: str
+    canonical_url: str | None = None  # the publisher's own address, when download_url is a copy
     fallback_urls: tuple[str, ...] = ()  # the same file elsewhere, tried in order after download_url
     prime: str = "\n"  # where a model trained on it starts its samples, e.g. "ROMEO:\n"
 
@@ -118,21 +121,39 @@ class Split:
 
 # ---------------------------------------------------------------------------- registry
 
+def _entries(section: str) -> dict[str, Corpus]:
+    """One list of the registry file (``"corpora"`` or ``"files"``), by name.
+
+    Keys this version does not know are ignored (a newer registry may add some); a missing
+    optional field takes its default; a missing required one is an error naming it.
+    """
+    data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
+    known = {f.name for f in fields(Corpus)}
+    required = [f.name for f in fields(Corpus) if f.default is MISSING]
+    found = {}
+    for number, entry in enumerate(data.get(section, []), start=1):
+        missing = [name for name in required if name not in entry]
+        if missing:
+            raise CorpusError(f"{REGISTRY_PATH} {section} entry {number}: missing {missing[0]!r}; "
+                              "add it (see the other entries)")
+        kept = {k: v for k, v in entry.items() if k in known}
+        found[entry["name"]] = Corpus(**{**kept, "fallback_urls": tuple(entry.get("fallback_urls", ()))})
+    return found
+
+
 def registry() -> dict[str, Corpus]:
     """All corpora the course knows, by name."""
-    data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
-    return {entry["name"]: Corpus(**{**entry, "fallback_urls": tuple(entry.get("fallback_urls", ()))})
-            for entry in data["corpora"]}
+    return _entries("corpora")
 
 
 def data_files() -> dict[str, Corpus]:
     """Other files fetched like the corpora (``fetch(name)``) that are not course texts: GPT-2's tokenizer."""
-    data = json.loads(REGISTRY_PATH.read_text(encoding="utf-8"))
-    return {entry["name"]: Corpus(**entry) for entry in data.get("files", [])}
+    return _entries("files")
 
 
-def get_corpus(name: str) -> Corpus:
-    corpora = {**registry(), **data_files()}
+def get_corpus(name: str, files: bool = False) -> Corpus:
+    """The registry entry of a course text; with ``files=True`` also of a data file (what ``fetch`` needs)."""
+    corpora = {**registry(), **(data_files() if files else {})}
     if name not in corpora:
         raise CorpusError(f"unknown corpus {name!r}; known: {', '.join(corpora)} "
                           "(for your own file use load_text(path) or --text PATH)")
@@ -151,24 +172,30 @@ def registry_table() -> str:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TEXTLAB_CACHE") or DATA_DIR / "cache")
+    """Where downloads are kept: ``$TEXTLAB_CACHE`` (``~`` allowed) or ``data/cache``."""
+    return Path(os.environ.get("TEXTLAB_CACHE") or DATA_DIR / "cache").expanduser()
+
+
+def mirror() -> str:
+    """``$TEXTLAB_MIRROR``, or "" when it is not set."""
+    return os.environ.get("TEXTLAB_MIRROR", "").strip()
 
 
 def source_urls(corpus: Corpus) -> list[str]:
     """Where to fetch ``corpus`` from, in order: the mirror alone when one is set, else its
     download URL and then its fallbacks."""
-    mirror = os.environ.get("TEXTLAB_MIRROR", "").strip()
-    if not mirror:
+    base = mirror()
+    if not base:
         return [corpus.download_url, *corpus.fallback_urls]
-    if re.match(r"^[a-z]+://", mirror):
-        return [mirror.rstrip("/") + "/" + corpus.filename]
-    return [Path(mirror).resolve().joinpath(corpus.filename).as_uri()]
+    if re.match(r"^[a-z][a-z0-9+.-]*://", base, re.I):  # a URL (HTTP:// too), else a folder
+        return [base.rstrip("/") + "/" + corpus.filename]
+    return [Path(base).expanduser().resolve().joinpath(corpus.filename).as_uri()]
 
 
 # ---------------------------------------------------------------------------- download
 
 def _download(url: str, dest: Path) -> tuple[int, str]:
-    """Stream ``url`` into ``dest``; return (bytes, sha256). A short transfer is an error."""
+    """Stream ``url`` into ``dest``; return (bytes, sha256). A short transfer is an error (saying why, not where)."""
     digest, size = hashlib.sha256(), 0
     try:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -179,32 +206,55 @@ def _download(url: str, dest: Path) -> tuple[int, str]:
                 digest.update(chunk)
                 size += len(chunk)
     except urllib.error.HTTPError as err:
-        raise CorpusError(f"download of {url} failed: HTTP {err.code} {err.reason}") from None
+        raise CorpusError(f"HTTP {err.code} {err.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # e.g. IncompleteRead
-        reason = getattr(err, "reason", err)
-        raise CorpusError(f"download of {url} failed: {reason}") from None
+        reason = getattr(err, "reason", err)  # the URL is named by the caller, so not its path again
+        raise CorpusError(getattr(reason, "strerror", None) or str(reason)) from None
     if expected is not None and int(expected) != size:
-        raise CorpusError(f"download of {url} was cut short: {size:,} of {expected} bytes; try again")
+        raise CorpusError(f"the transfer was cut short: {size:,} of {expected} bytes")
     return size, digest.hexdigest()
 
 
+def _main_title(title: str) -> str:
+    """"Frankenstein; or, The Modern Prometheus" → "Frankenstein": the part every edition names."""
+    return re.split(r"[;(:]", title)[0].strip()
+
+
+def _other_book(corpus: Corpus, text: str) -> str | None:
+    """The title a Gutenberg file gives itself when it is not ``corpus``'s book; None when it is.
+
+    The book's main title must appear in the file's START marker or its ``Title:`` line.
+    """
+    start = _START.search(text)
+    named = _TITLE.search(text, 0, start.start() if start else len(text))
+    if not (start or named):  # no claim at all (a cut-off file, an error page): the truncation check speaks
+        return None
+    claims = " ".join(m.group() for m in (start, named) if m)
+    if _main_title(corpus.title).casefold() in " ".join(claims.split()).casefold():
+        return None
+    return named[1] if named else start.group().strip(" *")
+
+
 def _check(corpus: Corpus, path: Path, size: int, sha: str, strict: bool) -> None:
-    """Accept the exact edition; of a Gutenberg book, warn about a whole but different one; refuse the rest."""
+    """Accept the exact edition; of a Gutenberg book, warn about a whole but different edition of the
+    same book; refuse the rest. The messages say what is wrong with the file, not where it came from."""
     if sha == corpus.sha256:
         return
     if not corpus.gutenberg:  # a fixed file (a pinned commit, a frozen benchmark): no other edition exists
-        raise CorpusError(f"{corpus.name}: got {size:,} bytes with sha256 {sha[:12]}…, expected {corpus.bytes:,} "
-                          f"with {corpus.sha256[:12]}…: the file is truncated, damaged or not the registry's. "
-                          "Nothing was cached: try again, or check TEXTLAB_MIRROR.")
+        raise CorpusError(f"got {size:,} bytes with sha256 {sha[:12]}…, expected {corpus.bytes:,} "
+                          f"with {corpus.sha256[:12]}…: the file is truncated, damaged or not the registry's")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise CorpusError(f"{corpus.name}: the file is not UTF-8 text (sha256 {sha[:12]}…); "
-                          "the download is damaged or the URL serves something else") from None
-    truncated = size < 0.9 * corpus.bytes or not _END.search(text)
-    if truncated:
-        raise CorpusError(f"{corpus.name}: got {size:,} bytes, expected {corpus.bytes:,} and an intact "
-                          "end; the download looks truncated. Nothing was cached: try again.")
+        raise CorpusError(f"the file is not UTF-8 text (sha256 {sha[:12]}…): the download is damaged "
+                          "or the URL serves something else") from None
+    other = _other_book(corpus, text)
+    if other is not None:
+        raise CorpusError(f"the file is not {corpus.name}'s book ({other!r} where "
+                          f"{_main_title(corpus.title)!r} was expected): the URL serves another book")
+    if size < 0.9 * corpus.bytes or not _END.search(text):
+        raise CorpusError(f"got {size:,} bytes, expected {corpus.bytes:,} and an intact end: "
+                          "the download looks truncated")
     message = (f"{corpus.name}: sha256 {sha[:12]}… differs from the registry's {corpus.sha256[:12]}… "
                f"({size:,} vs {corpus.bytes:,} bytes) but the text is whole: probably a newer edition")
     if strict:
@@ -215,6 +265,24 @@ def _check(corpus: Corpus, path: Path, size: int, sha: str, strict: bool) -> Non
 def _sidecar(target: Path) -> Path:
     """Where the sha256 of the accepted download of ``target`` is kept."""
     return target.with_name(target.name + ".sha256")
+
+
+def _record(target: Path, sha: str) -> None:
+    """Write the sidecar of ``target``. Only a record: a read-only cache simply goes without it."""
+    try:
+        _sidecar(target).write_text(sha + "\n", encoding="ascii")
+    except OSError:
+        pass
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Delete what killed downloads of ``target`` left behind; a download still running keeps its file fresh."""
+    for tmp in target.parent.glob(f".{target.name}.*"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP:
+                tmp.unlink()
+        except OSError:  # gone already, or a read-only cache
+            pass
 
 
 def _cached(corpus: Corpus, target: Path, strict: bool) -> bool:
@@ -231,7 +299,7 @@ def _cached(corpus: Corpus, target: Path, strict: bool) -> bool:
     accepted = sidecar.read_text(encoding="ascii").strip() if sidecar.exists() else None
     if sha == corpus.sha256:
         if accepted != sha:
-            sidecar.write_text(sha + "\n", encoding="ascii")
+            _record(target, sha)
         return True
     if sha != accepted:
         return False
@@ -248,16 +316,22 @@ def fetch(name: str, strict: bool = False) -> Path:
 
     Its URLs are tried in order (see ``source_urls``). A download goes to a temporary file beside
     the cache and is moved in with one atomic rename, so a failed or refused download never
-    leaves a half file behind, nor destroys the cached one.
+    leaves a half file behind, nor destroys the cached one; a killed run's temporary file is
+    removed by a later fetch once it is an hour old.
     """
-    corpus = get_corpus(name)
+    corpus = get_corpus(name, files=True)
     target = cache_dir() / corpus.filename
+    _remove_stale_temps(target)
     if _cached(corpus, target, strict):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     urls, failures = source_urls(corpus), []
     for url in urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{corpus.filename}.", dir=target.parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{corpus.filename}.", dir=target.parent)
+        except OSError:
+            raise CorpusError(f"cannot write the cache {target.parent}: set TEXTLAB_CACHE to a "
+                              "writable folder") from None
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -265,16 +339,24 @@ def fetch(name: str, strict: bool = False) -> Path:
             _check(corpus, tmp, size, sha, strict)
             os.chmod(tmp, 0o644)  # mkstemp makes files private; the cache is an ordinary folder
             os.replace(tmp, target)
-            _sidecar(target).write_text(sha + "\n", encoding="ascii")
+            _record(target, sha)
             return target
         except CorpusError as err:
             failures.append(f"{url}: {err}")
         finally:
             tmp.unlink(missing_ok=True)
-    tried = "\n  ".join(failures)
-    raise CorpusError(f"could not fetch corpus {name!r}; tried {len(urls)} URL(s):\n  {tried}\n"
-                      "Try again later, pick corpus 'tiny_shakespeare' (hosted on GitHub, not Gutenberg), "
-                      "or set TEXTLAB_MIRROR to a folder or base URL holding the files (e.g. ../shared/data).")
+    raise CorpusError(f"could not fetch {name!r}: {'; '.join(failures)}. Nothing was cached. {_advice(corpus)}")
+
+
+def _advice(corpus: Corpus) -> str:
+    """What to do when every URL of ``corpus`` failed: it depends on whether a mirror was asked."""
+    if mirror():
+        return (f"TEXTLAB_MIRROR is set to {mirror()}: put the registry's {corpus.filename} there, "
+                "or unset TEXTLAB_MIRROR to download from the internet")
+    other = (", pick corpus 'tiny_shakespeare' (hosted on GitHub, not Gutenberg)"
+             if corpus.name in registry() and corpus.name != "tiny_shakespeare" else "")
+    return (f"Try again later{other}, or set TEXTLAB_MIRROR to a folder or base URL holding the "
+            "files (e.g. ../shared/data)")
 
 
 # ---------------------------------------------------------------------------- cleaning
@@ -285,16 +367,28 @@ _END_LINE = re.compile(r"^[ \t]*End of (?:the )?Project Gutenberg'?s? .*$", re.M
 # "[Illustration]", "[Illustration: caption]" (captions may run over several lines), transcriber notes.
 _ILLUSTRATION = re.compile(r"[ \t]*\[(?:Illustration\b|Transcriber['’]s [Nn]otes?\b)[^\]]*\]", re.I)
 _NUMERIC_ENTITY = re.compile(r"&#(?:[0-9]{1,7}|[xX][0-9a-fA-F]{1,6});")
+_TITLE = re.compile(r"^[ \t]*Title:[ \t]*(.*?)[ \t\r]*$", re.M | re.I)
+# The volunteers' credit some files put first in the body, up to the first blank line.
+_PRODUCED_BY = re.compile(r"\AProduced by\b[^\n]*(?:\n[^\n]+){0,3}\n[ \t]*\n\n*")  # ≤ 4 lines, then a blank
+# C0 control characters other than \t \n \v \f \r (Word writes a manual line break as \v): plain text
+# has next to none, a binary file many.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_C1 = re.compile(r"[\x80-\x9f]")  # what cp1252's curly quotes and dashes become when read as latin-1
+# Byte-order marks that name an encoding; the codecs keep the mark, so clean_text reports removing it.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),  # UTF-32 first: its LE
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),  # mark starts like UTF-16's
+         (codecs.BOM_UTF8, "utf-8"))
 
 
 def clean_text(raw: str, drop_illustrations: bool = False) -> tuple[str, CleanReport]:
-    """Strip a Project Gutenberg header/footer and the BOM, turn CRLF into LF, decode numeric HTML
-    entities (``&#225;`` → ``á``), normalise to NFC.
+    """Strip a Project Gutenberg header/footer (and a "Produced by …" credit opening the body) and
+    the BOM, turn CRLF into LF, decode numeric HTML entities (``&#225;`` → ``á``), normalise to NFC.
 
     ``drop_illustrations=True`` also removes Gutenberg's ``[Illustration: …]`` (captions may run over
     several lines) and ``[Transcriber's Note: …]`` blocks. It is off by default, so the course's
     texts stay exactly as the notebooks' recorded outputs describe them.
-    Texts without a Gutenberg header are kept whole. Returns the text and what was removed.
+    A text without Gutenberg's START and END markers keeps all its lines: only the BOM, line
+    endings, entities and NFC apply. Returns the text and what was removed.
     """
     report = CleanReport()
     if raw.startswith("\ufeff"):
@@ -312,8 +406,11 @@ def clean_text(raw: str, drop_illustrations: bool = False) -> tuple[str, CleanRe
             pass
         if last is not None and "\n\n" not in text[last.start():body_end].strip():
             body_end = last.start()
-        report.header, report.footer = text[:start.end()], text[body_end:]
-        text = text[start.end():body_end].strip("\n") + "\n"
+        body = text[start.end():body_end].strip("\n") + "\n"
+        credit = _PRODUCED_BY.match(body)  # thanks to the volunteers, not part of the book
+        report.header = text[:start.end()] + (f"\n\n{credit.group().rstrip()}" if credit else "")
+        report.footer = text[body_end:]
+        text = body[credit.end():] if credit else body
     if drop_illustrations:
         blocks = _ILLUSTRATION.findall(text)
         report.illustrations, report.illustration_chars = len(blocks), sum(map(len, blocks))
@@ -326,22 +423,40 @@ def clean_text(raw: str, drop_illustrations: bool = False) -> tuple[str, CleanRe
 
 def load_corpus(name: str, strict: bool = False, drop_illustrations: bool = False) -> Text:
     """Download (once), verify and clean a registered corpus (see ``clean_text``)."""
+    corpus = get_corpus(name)  # a course text: fetch alone would also take a data file's name
     raw = fetch(name, strict=strict).read_bytes().decode("utf-8")
     text, report = clean_text(raw, drop_illustrations)
-    return Text(text, name, report, get_corpus(name).prime)
+    return Text(text, name, report, corpus.prime)
 
 
 def load_text(path: str | os.PathLike, encoding: str = "utf-8") -> Text:
-    """Load your own text file (UTF-8, with or without BOM). Pass ``encoding="cp1251"`` for old Russian files."""
+    """Load your own text file: UTF-8 (with or without BOM), or UTF-16/32 with a byte-order mark.
+
+    Pass ``encoding="cp1252"`` (Windows Western) or ``"cp1251"`` (Windows Cyrillic) for older files;
+    a byte-order mark, when there is one, wins over ``encoding``.
+    """
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise CorpusError(f"unknown encoding {encoding!r}: use a name such as utf-8, cp1252 or cp1251") from None
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"no such file: {path}")
     raw = path.read_bytes()
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), encoding)
+    binary = f"{path} looks like a binary file (.docx, .pdf?): save it as plain text (UTF-8)"
     try:
         decoded = raw.decode(encoding)
     except UnicodeDecodeError as err:
-        raise CorpusError(f"{path} is not valid {encoding} (byte {err.start}); save it as UTF-8, or pass "
-                          "encoding='cp1251' (Windows Cyrillic) / 'latin-1' if that is what it is") from None
+        if b"\0" in raw:
+            raise CorpusError(binary) from None
+        raise CorpusError(f"{path} is not valid {encoding} (byte {err.start}): save it as UTF-8, or give "
+                          "its encoding, e.g. cp1252 (Windows Western) or cp1251 (Windows Cyrillic)") from None
+    if "\0" in decoded or len(_CONTROL.findall(decoded)) > len(decoded) / 100:
+        raise CorpusError(binary)
+    if _C1.search(decoded):
+        raise CorpusError(f"{path} read as {encoding} holds control codes (U+0080–U+009F) where a Windows file "
+                          "has curly quotes and dashes: give its encoding as cp1252 (Windows Western)")
     text, report = clean_text(decoded)
     if not text.strip():
         raise CorpusError(f"{path} holds no text")
@@ -355,14 +470,14 @@ def split_text(text: str, val_fraction: float = 0.1, test_fraction: float = 0.0)
     same sentence in both train and val, and the validation score would flatter the model.
     """
     if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise ValueError("val_fraction and test_fraction must be in [0, 1) and sum to less than 1")
+        raise ValueError(f"val_fraction must be in (0, 1) and test_fraction in [0, 1), together less than 1; "
+                         f"got {val_fraction} and {test_fraction}")
     n = len(text)
     n_test, n_val = int(n * test_fraction), int(n * val_fraction)
     if n - n_val - n_test < 2 or n_val < 2:
         raise TextlabError(f"text of {n} characters is too short to split; use a longer text")
     cut_val, cut_test = n - n_val - n_test, n - n_test
     return Split(text[:cut_val], text[cut_val:cut_test], text[cut_test:])
-
 
 
 def hold_out(part: S, fraction: float) -> tuple[S, S]:
@@ -373,6 +488,8 @@ def hold_out(part: S, fraction: float) -> tuple[S, S]:
     the *start*: the end of the training part is the text most like validation (the same play,
     the same chapter, the same names), and a model that never read it scores worse there.
     """
+    if not 0 < fraction < 1:
+        raise ValueError(f"the fraction kept aside (dev_fraction) must be in (0, 1), not {fraction}")
     n_dev = int(len(part) * fraction)
     if n_dev < 2 or len(part) - n_dev < 2:
         raise TextlabError(f"a training text of {len(part):,} characters is too short to keep "

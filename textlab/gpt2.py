@@ -43,8 +43,8 @@ import torch.nn as nn
 
 from .config import TextlabError, TrainConfig, fine_tune_config, pick_device, with_overrides
 from .corpora import fetch, get_corpus, load_corpus, registry
-from .models import count_parameters
-from .sampling import check_params, probabilities
+from .models import count_parameters, evaluating
+from .sampling import check_params, probabilities, seeded_generator
 from .training import TrainResult, evaluate, train
 
 HUB_URL = "https://huggingface.co"
@@ -260,10 +260,15 @@ def load_tokenizer(name: str = "gpt2", cache_dir: str | os.PathLike | None = Non
 # ---------------------------------------------------------------------------- tokens
 
 def encode(tokenizer, text: str) -> list[int]:
-    """Token ids of ``text``, without special tokens (and without the "too long" warning)."""
+    """Token ids of ``text``, without special tokens (and without the "too long" warning).
+
+    Text is only text: the 13 characters "<|endoftext|>" written in it are cut into ordinary
+    tokens, never turned into the end-of-text token, so each of them is paid for (the same ids
+    as tiktoken's ``encode_ordinary``).
+    """
     if hasattr(tokenizer, "encode_ordinary"):  # a tiktoken Encoding
         return tokenizer.encode_ordinary(text)
-    return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
 
 
 def decode(tokenizer, ids: list[int]) -> str:
@@ -313,7 +318,7 @@ def perplexity_to_bpc(perplexity: float, units: int, chars: int) -> float:
     and each of its ``chars`` characters ``units / chars × log2(perplexity)``: a token perplexity
     of 20 at 4 characters per token is log2(20) / 4 ≈ 1.08 bits per character.
     """
-    if perplexity < 1 or units < 1 or chars < 1:
+    if not perplexity >= 1 or units < 1 or chars < 1:  # `not … >= 1` refuses NaN too
         raise ValueError(f"need perplexity ≥ 1 and positive counts, got {perplexity}, {units}, {chars}")
     return units * math.log2(perplexity) / chars
 
@@ -324,6 +329,20 @@ def _start_token(tokenizer) -> int:
     if start is None:
         raise ValueError("the tokenizer has neither a bos_token nor an eos_token to start a text with")
     return start
+
+
+def _model_ids(model: nn.Module, tokenizer, text: str) -> list[int]:
+    """``encode(tokenizer, text)``, refused if an id (or the start token) is not in the model's vocabulary.
+
+    A model and a tokenizer are a pair: ids from another tokenizer point past the model's
+    embedding table, or at the wrong rows of it.
+    """
+    ids = encode(tokenizer, text)
+    largest, size = max(ids + [_start_token(tokenizer)]), model.config.vocab_size
+    if largest >= size:
+        raise TextlabError(f"the tokenizer does not match the model: it gives token id {largest}, but the "
+                           f"model knows {size} tokens; use the tokenizer load_pretrained returned with it")
+    return ids
 
 
 def context_size(model: nn.Module) -> int:
@@ -362,6 +381,8 @@ def scorer(tokenizer, context: int | None = None, stride: int | None = None,
     half the model's, stride the other half); ``batch_size`` windows at a time (each holds a
     block × 50 257 logits, so few).
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1 (windows scored at once), not {batch_size}")
     start = torch.tensor([_start_token(tokenizer)])
 
     def score(model: nn.Module, ids: torch.Tensor) -> float:
@@ -384,7 +405,8 @@ def bpc(model: nn.Module, tokenizer, text: str, context: int | None = None, stri
     """
     if not text:
         raise ValueError("cannot score an empty text")
-    return scorer(tokenizer, context, stride, batch_size)(TokenModel(model), torch.tensor(encode(tokenizer, text)))
+    score = scorer(tokenizer, context, stride, batch_size)
+    return score(TokenModel(model), torch.tensor(_model_ids(model, tokenizer, text)))
 
 
 @torch.inference_mode()
@@ -398,32 +420,35 @@ def generate(model: nn.Module, tokenizer, prime: str = "\n", length: int = 300, 
     GPT-2's tokens are bytes, and a Cyrillic letter is two of them: a letter whose last byte is
     not yet written ("�" at the end) does not count, so the text never ends inside a character.
     A model that writes broken UTF-8 may end shorter: at most 4 tokens are drawn per character.
+
+    A sample is one document: the end-of-text token, which would close it and start another,
+    is never drawn (its logit is set to -∞), so "<|endoftext|>" never appears in the text.
+    The model is sampled in eval mode (no dropout) and left in the mode it was in.
     """
     check_params(temperature, top_k, top_p, length)
     device = next(model.parameters()).device
     context = context_size(model)
-    model.eval()
-    ids = ([_start_token(tokenizer)] + encode(tokenizer, prime))[-context:]
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
+    ids = ([_start_token(tokenizer)] + _model_ids(model, tokenizer, prime))[-context:]
+    generator = seeded_generator(seed, device)
     cache = _cache_name(model)
     x, past, new, text = torch.tensor([ids], device=device), None, [], ""
-    for _ in range(4 * length):  # a character is at most 4 bytes: at most 4 byte-level tokens
-        if len(text) >= length:
-            break
-        out = model(x, use_cache=True, **{cache: past})
-        probs = probabilities(out.logits[:, -1], temperature, top_k, top_p)  # (1, vocab)
-        token = torch.multinomial(probs, 1, generator=generator)           # (1, 1)
-        ids.append(int(token))
-        new.append(int(token))
-        text = decode(tokenizer, new).removesuffix("\N{REPLACEMENT CHARACTER}")  # whole characters only
-        if len(ids) > context:  # the context is full: re-read its last ``context`` tokens afresh
-            x, past = torch.tensor([ids[-context:]], device=device), None
-        else:
-            x, past = token, getattr(out, cache)
+    with evaluating(model):  # a sample during fine-tuning must not switch dropout off for the rest of it
+        for _ in range(4 * length):  # a character is at most 4 bytes: at most 4 byte-level tokens
+            if len(text) >= length:
+                break
+            out = model(x, use_cache=True, **{cache: past})
+            logits = out.logits[:, -1]                                          # (1, vocab)
+            if tokenizer.eos_token_id is not None:  # one document: it never ends
+                logits[:, tokenizer.eos_token_id] = -math.inf
+            probs = probabilities(logits, temperature, top_k, top_p)
+            token = torch.multinomial(probs, 1, generator=generator)           # (1, 1)
+            ids.append(int(token))
+            new.append(int(token))
+            text = decode(tokenizer, new).removesuffix("\N{REPLACEMENT CHARACTER}")  # whole characters only
+            if len(ids) > context:  # the context is full: re-read its last ``context`` tokens afresh
+                x, past = torch.tensor([ids[-context:]], device=device), None
+            else:
+                x, past = token, getattr(out, cache)
     return prime + text[:length]
 
 
@@ -476,11 +501,16 @@ def fine_tune(model: nn.Module, tokenizer, train_text: str, val_text: str, cfg: 
     cfg = with_overrides(cfg or fine_tune_config(), **overrides)
     if cfg.steps is None and cfg.minutes is None:
         raise ValueError("give a budget: steps=… or minutes=…")
+    if not train_text:
+        raise ValueError("train_text is empty: give the text to fine-tune on")
+    if not val_text:
+        raise ValueError("val_text is empty: give a text to score the model on (e.g. split.val)")
     check_cpu_budget(model, cfg, pick_device(cfg.device))
-    train_ids = torch.tensor(encode(tokenizer, train_text))
+    train_ids = torch.tensor(_model_ids(model, tokenizer, train_text))
+    val_ids = torch.tensor(_model_ids(model, tokenizer, val_text))
     in_characters = _PerCharacter(len(train_text) / len(train_ids))  # first, so later callbacks see bpc too
-    result = train(TokenModel(model), train_ids, torch.tensor(encode(tokenizer, val_text)), cfg,
-                   (in_characters, *callbacks), score=scorer(tokenizer))
+    result = train(TokenModel(model), train_ids, val_ids, cfg, (in_characters, *callbacks),
+                   score=scorer(tokenizer))
     result.model = model.eval()
     return result
 

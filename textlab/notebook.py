@@ -20,7 +20,7 @@ import torch
 
 from . import __version__
 from .config import pick_device, quick_mode
-from .corpora import DATA_DIR, CorpusError
+from .corpora import DATA_DIR, REGISTRY_PATH, CorpusError
 
 GITHUB_REPO = "textlab-course/textlab"  # notebooks/set_repo.py changes it everywhere at once
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -28,15 +28,22 @@ FINGERPRINT_LABEL = "textlab source fingerprint: "
 
 
 def source_fingerprint() -> str:
-    """12 hex digits that change whenever any file of the textlab package changes.
+    """12 hex digits that change whenever any file of the textlab package, or the corpus registry, changes.
 
     ``setup()`` prints it, so a notebook's saved outputs say which code made them, and
-    ``make check-notebooks`` can tell outputs made by older code from current ones.
+    ``make check-notebooks`` can tell outputs made by older code from current ones. The registry
+    (``data/corpora.json``) counts too: it says what each text is and where a sample starts.
     """
+    files = {p.relative_to(PACKAGE_DIR).as_posix(): p for p in PACKAGE_DIR.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts}
+    files["../data/corpora.json"] = REGISTRY_PATH
     digest = hashlib.sha256()
-    for path in sorted(p for p in PACKAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
+
+
+IMPORTED_FINGERPRINT = source_fingerprint()  # the source this kernel runs, whatever is on disk later
 
 
 def saved_fingerprint(notebook: str | Path) -> str | None:
@@ -128,13 +135,17 @@ def setup(seed: int = 0) -> torch.device:
             warnings.warn(f"ipywidgets {ipywidgets.__version__} is installed, but Colab supports only 7.x: "
                           "sliders and progress bars will not work. Run `%pip install ipywidgets==7.7.1`, "
                           "then Runtime > Restart session.", stacklevel=2)
+    if source_fingerprint() != IMPORTED_FINGERPRINT:  # e.g. the set-up cell ran again and pulled new code
+        warnings.warn("textlab's files changed after this kernel imported it, and the old code is still the "
+                      "one running: restart the kernel (in Colab: Runtime > Restart session) and run the "
+                      "notebook from the top.", stacklevel=2)
     seed_everything(seed)
     device = pick_device()
     mode = "QUICK (CI) mode" if quick_mode() else "full mode"
     print(f"textlab {__version__} · Python {platform.python_version()} · torch {torch.__version__} · "
           f"ipywidgets {ipywidgets.__version__}")
     print(f"device: {device} · {mode} · seed {seed}")
-    print(f"{FINGERPRINT_LABEL}{source_fingerprint()}")
+    print(f"{FINGERPRINT_LABEL}{IMPORTED_FINGERPRINT}")
     return device
 
 

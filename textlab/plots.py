@@ -96,6 +96,7 @@ def plot_next_char(probs_by_label: dict[str, torch.Tensor], vocab: CharVocab, to
         ax.bar([j + i * width for j in range(len(order))], probs[order].tolist(), width, label=label)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(order))])
     ax.set_xticklabels([show_char(vocab.chars[k]) for k in order])
+    ax.set_xlabel(f"the next character: the {len(order)} most likely, most likely first")
     ax.set_ylabel("probability")
     ax.legend()
     return ax

@@ -22,6 +22,7 @@ sampling loop is the slider's critical path.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from typing import Callable, Iterator
 
@@ -32,18 +33,29 @@ from .models import evaluating
 from .vocab import CharVocab
 
 
+# Above this every character is about equally likely (logits a few tens apart, divided by 100),
+# and the draw's noise, scaled by the temperature, would overflow float32 long before infinity.
+MAX_TEMPERATURE = 100.0
+
+
+def _is_number(value, kind=numbers.Real) -> bool:
+    """True for ints and floats, NumPy's included (``np.float32(0.8)``); never for True/False."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
 def check_params(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  length: int = 0, num_samples: int = 1) -> None:
     """Raise a ValueError that says what is allowed, before any work is done."""
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be a finite number ≥ 0 (0 = greedy), not {temperature!r}")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+    if not _is_number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+        raise ValueError(f"temperature must be a number from 0 (greedy) to {MAX_TEMPERATURE:g}, "
+                         f"not {temperature!r}")
+    if top_k is not None and (not _is_number(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"top_k must be an integer ≥ 1 or None, not {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
-        raise ValueError(f"top_p must be in (0, 1] or None, not {top_p!r}")
-    if not isinstance(length, int) or length < 0:
+    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+        raise ValueError(f"top_p must be a number in (0, 1] or None, not {top_p!r}")
+    if not _is_number(length, numbers.Integral) or length < 0:
         raise ValueError(f"length must be an integer ≥ 0, not {length!r}")
-    if not isinstance(num_samples, int) or num_samples < 1:
+    if not _is_number(num_samples, numbers.Integral) or num_samples < 1:
         raise ValueError(f"num_samples must be an integer ≥ 1, not {num_samples!r}")
 
 
@@ -54,6 +66,7 @@ def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     Top-k keeps every character whose logit reaches the k-th largest, so ties at the cut are
     all kept: top_k=2 on logits [1, 2, 2, 2, 0] keeps three. nanoGPT's ``sample.py`` does the
     same; breaking the tie would mean picking one of equally likely characters arbitrarily.
+    Top-p keeps its ties too: top_p=0.5 on logits [2, 1, 1, 1, 0] keeps four.
     """
     logits = logits.float()
     if temperature == 0:  # greedy: all the probability on the most likely character
@@ -64,10 +77,13 @@ def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
         logits = logits.masked_fill(logits < kth, -math.inf)
     probs = logits.softmax(-1)
     if top_p is not None and top_p < 1:
-        sorted_probs, order = probs.sort(-1, descending=True)
-        # Drop a character when the ones more likely than it already reach top_p.
-        drop = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p
-        probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+        sorted_probs = probs.sort(-1, descending=True).values.double()
+        # The nucleus: the characters more likely than these already reach top_p (to float32's
+        # precision: its softmax can make six characters of 0.1 add up to 0.59999996) ...
+        reached = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p * (1 - 1e-6)
+        # ... so the least likely character kept sets the cut, and its ties stay, as with top-k.
+        cut = sorted_probs.masked_fill(reached, math.inf).amin(-1, keepdim=True)
+        probs = probs.masked_fill(probs.double() < cut, 0.0)
         probs = probs / probs.sum(-1, keepdim=True)
     return probs
 
@@ -94,6 +110,18 @@ def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, te
         yield from generate_from(model, logits[:, -1], state, noise, temperature, top_k, top_p)
 
 
+def seeded_generator(seed: int | None = None, device: str | torch.device = "cpu") -> torch.Generator:
+    """A random-number generator of its own: from ``seed`` (an int, NumPy's too), or fresh when None."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    elif _is_number(seed, numbers.Integral):
+        generator.manual_seed(int(seed))
+    else:
+        raise ValueError(f"seed must be an integer or None, not {seed!r}")
+    return generator
+
+
 def seeded_noise(length: int, num_samples: int, vocab_size: int, seed: int | None = None,
                  device: str | torch.device = "cpu") -> torch.Tensor:
     """All the randomness of a sample up front, Gumbel noise for every step and character: (length, num_samples, V).
@@ -103,11 +131,7 @@ def seeded_noise(length: int, num_samples: int, vocab_size: int, seed: int | Non
     several requests' noise can be stacked along dim 1 and sampled as one batch (the server
     does this), each text still exactly the one its seed gives on its own.
     """
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
+    generator = seeded_generator(seed, device)
     u = torch.rand(length, num_samples, vocab_size, generator=generator, device=device)
     return u.clamp_(min=torch.finfo(u.dtype).tiny).log_().neg_().log_().neg_()  # −log(−log u), finite
 
@@ -165,7 +189,7 @@ def sample_refeed(model: nn.Module, vocab: CharVocab, prime: str, length: int, t
     check_params(temperature, length=length)
     with evaluating(model):
         ids = _prime_ids(model, vocab, prime, 1)
-        generator = torch.Generator(device=ids.device).manual_seed(seed if seed is not None else 0)
+        generator = seeded_generator(0 if seed is None else seed, ids.device)
         for _ in range(length):
             context = ids if model.stateful else ids[:, -model.config.block_size:]
             logits, _ = model(context)

@@ -41,7 +41,7 @@ from .models import count_parameters
 from .plots import show_char
 from .sampling import _prime_ids, check_params, generate_from, seeded_noise
 from .training import kept_record
-from .vocab import CharVocab
+from .vocab import CharVocab, show_chars
 from .widgets import CHART_BARS, _model_pairs, next_char_bars
 
 try:
@@ -444,9 +444,9 @@ def clean_prime(prime: str, vocab: CharVocab, unknown: str | None) -> str:
     missing = vocab.unknown(prime)
     if not missing:
         return prime
-    shown = ", ".join(repr(c) for c in missing[:10])
     if unknown is None:
-        raise ServeError(400, f"the prime holds {len(missing)} character(s) this model never saw: {shown}. "
+        raise ServeError(400, f"the prime holds {len(missing)} character(s) this model never saw: "
+                              f"{show_chars(missing)}. "
                               "Remove them, or send \"unknown\": \" \" to replace them")
     if unknown not in vocab:
         raise ServeError(400, f"unknown={unknown!r} is itself not in the model's vocabulary")

@@ -306,6 +306,10 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
         raise ValueError(f"patience is a number of evaluations ≥ 1 (None: never stop early), not {cfg.patience}")
     if not 0 <= cfg.warmup < 1:
         raise ValueError(f"warmup is a share of the budget in [0, 1), not {cfg.warmup}")
+    if not 0 < cfg.cooldown <= 1:
+        raise ValueError(f"cooldown is a share of the budget in (0, 1], not {cfg.cooldown}")
+    if not cfg.grad_clip > 0:  # a norm clipped to 0 is no gradient at all: the model would never learn
+        raise ValueError(f"grad_clip is the largest gradient norm kept, > 0, not {cfg.grad_clip}")
     if not 0 <= cfg.ema < 1:
         raise ValueError(f"ema is a decay per step in [0, 1) (0: off), not {cfg.ema}")
     if not 0 <= cfg.state_reset <= 1:

@@ -13,6 +13,11 @@ import torch
 from .config import TextlabError
 
 
+def show_chars(chars: list[str], limit: int = 10) -> str:
+    """``['Ж', 'и']`` → ``"'Ж', 'и'"``: characters for an error message, at most ``limit`` of them."""
+    return ", ".join(repr(c) for c in chars[:limit]) + (" …" if len(chars) > limit else "")
+
+
 class CharVocab:
     """Maps characters to ids and back. Ids follow sorted character order, so the same text
     always gives the same vocabulary (on any machine, in any run)."""
@@ -55,19 +60,20 @@ class CharVocab:
         missing = self.unknown(text)
         if missing:
             if unknown is None:
-                shown = ", ".join(repr(c) for c in missing[:10])
-                raise TextlabError(f"{len(missing)} character(s) not in the vocabulary: {shown}"
-                                   f"{' …' if len(missing) > 10 else ''}. Remove them, or pass "
-                                   "unknown=' ' to replace them")
+                raise TextlabError(f"{len(missing)} character(s) not in the vocabulary: {show_chars(missing)}. "
+                                   "Remove them, or pass unknown=' ' to replace them")
             if unknown not in self.index:
                 raise TextlabError(f"unknown={unknown!r} is itself not in the vocabulary")
         fallback = self.index.get(unknown) if unknown is not None else None
         return torch.tensor([self.index.get(c, fallback) for c in text], dtype=torch.long)
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
-        """Ids → text."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
+        """Ids → text. An id outside 0 … len(vocab) - 1 is an error (Python would read -1 as the last)."""
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        if ids and (min(ids) < 0 or max(ids) >= len(self)):
+            bad = min(ids) if min(ids) < 0 else max(ids)
+            raise TextlabError(f"id {bad} is not in this vocabulary of {len(self)} characters "
+                               f"(ids 0 to {len(self) - 1}): was it made with another vocabulary?")
         return "".join(self.chars[i] for i in ids)
 
     def save(self, path: str | os.PathLike) -> None:

@@ -34,6 +34,7 @@ from .training import LN2, TrainResult, nll, train
 
 TOKEN = re.compile(r"\w+|\s+|[^\w\s]")  # a word, a run of white space, or one other character
 UNK = "⟨unk⟩"
+CODE_POINTS = 0x110000  # every character Unicode can name, U+0000 … U+10FFFF
 
 
 def tokenize(text: str) -> list[str]:
@@ -76,8 +77,10 @@ class Speller:
 
     Its counts come from the out-of-vocabulary tokens of the training text: each character, and
     one end mark per word. Add-one smoothing over the training text's characters plus one shared
-    slot for characters never seen in training keeps every spelling possible. Spelling ``w`` costs
-    ``-Σ log2 p(c) - log2 p(end)`` bits.
+    slot for characters never seen in training keeps every spelling possible. The slot is split
+    evenly among all the code points training never showed, so an unseen character pays for the
+    slot and then ~20.1 bits (log2 of ~1.1 million) to say which character it is: the spellings'
+    probabilities add up to 1, as a model's must. Spelling ``w`` costs ``-Σ log2 p(c) - log2 p(end)`` bits.
     """
 
     def __init__(self, train_text: str, vocab: WordVocab):
@@ -88,7 +91,7 @@ class Speller:
         self.total = sum(self.counts.values()) + self.ends + len(self.alphabet) + 2  # +1 each: unseen, end
 
     def bits(self, word: str) -> float:
-        unseen = 1 / self.total  # the slot shared by characters training never showed
+        unseen = 1 / self.total / (CODE_POINTS - len(self.alphabet))  # the slot, shared by all the others
         spelled = sum(-math.log2((self.counts[c] + 1) / self.total if c in self.alphabet else unseen)
                       for c in word)
         return spelled - math.log2((self.ends + 1) / self.total)
