@@ -20,13 +20,12 @@ passes over the recurrent weights (a sum: the least any code must do per charact
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from dataclasses import replace
 
 import torch
-from common import SHAKESPEARE_CHARS, append_results, table, timed_in_turn
+from common import SHAKESPEARE_CHARS, Parser, append_results, positive, run_main, table, timed_in_turn
 
 import textlab
 from textlab.config import default_configs
@@ -54,16 +53,17 @@ def weights_read(model, steps: int):
 
     def run():
         for _ in range(steps):
-            w.sum()
+            torch.sum(w)
     return run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--length", type=int, default=500)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--minutes", type=float, default=3.0, help="the training budget whose default model to time")
-    parser.add_argument("--threads", type=int, default=1,
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=positive(int), default=500)
+    parser.add_argument("--repeats", type=positive(int), default=5)
+    parser.add_argument("--minutes", type=positive(float), default=3.0,
+                        help="the training budget whose default model to time")
+    parser.add_argument("--threads", type=positive(int), default=1,
                         help="torch threads (on a busy shared machine 2 threads spin-wait for each other)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -105,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

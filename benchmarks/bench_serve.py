@@ -13,7 +13,6 @@ the ratios (b)/(a): what batching buys. Stops by itself; the server is stopped w
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -27,7 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import append_results, table
+from common import Parser, append_results, positive, run_main, table
 
 import textlab
 from textlab.config import default_configs
@@ -98,12 +97,12 @@ async def load(url: str, clients: int, per_client: int, length: int, timeout: fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=8, help="requests per concurrent client")
-    parser.add_argument("--single", type=int, default=40, help="requests of the single client")
-    parser.add_argument("--length", type=int, default=200, help="characters per request")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=positive(int), default=64)
+    parser.add_argument("--requests", type=positive(int), default=8, help="requests per concurrent client")
+    parser.add_argument("--single", type=positive(int), default=40, help="requests of the single client")
+    parser.add_argument("--length", type=positive(int), default=200, help="characters per request")
+    parser.add_argument("--timeout", type=positive(float), default=30.0, help="seconds per request")
     parser.add_argument("--no-append", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
 
@@ -145,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,6 @@ The browser test (``tests/test_browser.py``) runs the same timing on notebook 02
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from common import SHAKESPEARE_CHARS, append_results, table
+from common import SHAKESPEARE_CHARS, Parser, append_results, cores, positive, run_main, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser_support import (CHROMIUM_ARGS, VIEWPORT, JupyterLab, RoundTrip, run_all_cells,  # noqa: E402
@@ -135,10 +134,11 @@ def write_notebook(path: Path, threads: int, minutes: float, log: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presses", type=int, default=11)
-    parser.add_argument("--minutes", type=float, default=3.0, help="the training budget whose default model to show")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=positive(int), default=11)
+    parser.add_argument("--minutes", type=positive(float), default=3.0,
+                        help="the training budget whose default model to show")
+    parser.add_argument("--threads", type=positive(int), default=cores(),
                         help="the kernel's torch threads (default: one per core, as a student's kernel has)")
     args = parser.parse_args()
     executable = shutil.which("chromium")
@@ -196,4 +196,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

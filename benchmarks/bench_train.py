@@ -21,38 +21,33 @@ Choose between levers on the *dev* column (the held-out start of the training pa
 
 from __future__ import annotations
 
-import argparse
 import ast
 import collections
 import copy
-import math
-import os
 import re
 import sys
 from dataclasses import fields, replace
 
 import torch
 import torch.nn.functional as F
-from common import append_results, table, timed_in_turn
+from common import (COLD_WINDOWS, NANOGPT_RECIPE, Parser, append_results, cores, positive, run_main, table,
+                    timed_in_turn)
 
 import textlab
-from textlab.config import ModelConfig, TrainConfig, default_configs
+from textlab.config import ModelConfig, TextlabError, TrainConfig, default_configs
 from textlab.corpora import Split, hold_out
-from textlab.training import evaluate, kept_record, parameter_groups
+from textlab.training import LN2, evaluate, kept_record, parameter_groups
 
 # The seed notebooks' recipe, expressed in textlab's configs (same trainer and evaluation).
 BASELINE = (ModelConfig(embed_dim=64, hidden_size=256, num_layers=2),
             TrainConfig(batching="random", seq_len=100, batch_size=64, lr=2e-3, min_lr_ratio=1.0,
                         warmup=0.0, weight_decay=0.0))
-# nanoGPT's README "I only have a MacBook" recipe (config/train_shakespeare_char.py, CPU overrides):
-# its 100 warm-up iterations of 2,000 become 5% of the budget; AdamW betas (0.9, 0.99), decay 0.1.
-# Its steps read 12 × 64 characters, the LSTM's 32 × 128: evaluating every 1,000 steps scores it
-# about as often per character read as the others (every 200 steps left it 6.3 k chars/s).
-NANOGPT_RECIPE = (ModelConfig(kind="gpt", embed_dim=128, hidden_size=128, num_layers=4, n_head=4,
-                              block_size=64, dropout=0.0),
-                  TrainConfig(batching="random", seq_len=64, batch_size=12, lr=1e-3, min_lr_ratio=0.1,
-                              warmup=0.05, weight_decay=0.1, eval_every=1000))
-COLD_WINDOWS = {"context": 0, "stride": 64}  # nanoGPT's protocol
+# nanoGPT's README CPU recipe (common.py), evaluated every 1,000 steps: each evaluation scores the whole
+# dev and val texts, which costs MiniGPT more than the LSTM. The contenders are not scored equally often
+# per character read, so dev picks each one's kept weights from a different number of evaluations:
+# between two, textlab's default reads 8 × 128 × 400 ≈ 410 k characters, the baseline 64 × 100 × 200
+# = 1.28 M, this recipe 12 × 64 × 1,000 = 768 k.
+NANOGPT_CPU = (NANOGPT_RECIPE[0], replace(NANOGPT_RECIPE[1], eval_every=1000))
 
 
 def derailed_share(model: torch.nn.Module, vocab: textlab.CharVocab, split: Split,
@@ -81,8 +76,12 @@ def dynamic_nll(model: torch.nn.Module, ids: torch.Tensor, lr: float, segment: i
     Each ``segment`` of characters is scored first, then the copy takes one gradient step of size
     ``lr`` on it, so every character is predicted by weights that have only seen the text before it.
     The LSTM's state is carried throughout; ``lr=0`` is the static score of one cold-started read.
-    Not the course's yardstick: the model is no longer the one that was trained.
+    Not the course's yardstick: the model is no longer the one that was trained. Needs a stateful
+    model: MiniGPT's state is a cache of what it read, which would outgrow its block.
     """
+    if not model.stateful:
+        raise TextlabError(f"dynamic evaluation carries the state through the whole text: it needs a stateful "
+                           f"model such as CharLSTM, not a {type(model).__name__}")
     model = copy.deepcopy(model).eval()  # no dropout; the caller's model stays as it is
     x, y, state, total = ids[:-1], ids[1:], None, 0.0
     for i in range(0, len(x), segment):
@@ -101,9 +100,12 @@ def dynamic_nll(model: torch.nn.Module, ids: torch.Tensor, lr: float, segment: i
 
 def dynamic_evaluation(model: torch.nn.Module, dev_ids: torch.Tensor, val_ids: torch.Tensor,
                        rates: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)) -> dict:
-    """The learning rate of ``dynamic_nll`` chosen on the dev text, then val read once with it."""
+    """The learning rate of ``dynamic_nll`` chosen on the dev text, then val read once with it.
+
+    0 (no learning) is among the choices, so a rate that dev says hurts is never the one reported.
+    """
     dev = {lr: dynamic_nll(model, dev_ids, lr) for lr in (0.0, *rates)}
-    lr = min(rates, key=dev.get)
+    lr = min(dev, key=dev.get)
     return {"lr": lr, "dev_static": dev[0.0], "dev": dev[lr], "val_static": dynamic_nll(model, val_ids, 0.0),
             "val": dynamic_nll(model, val_ids, lr)}
 
@@ -136,9 +138,20 @@ def train_flops_per_char(model: torch.nn.Module) -> float:
     return 6 * matrices + attention
 
 
+def budgeted(train_cfg: TrainConfig, seconds: float) -> TrainConfig:
+    """What ``run`` trains with: ``seconds`` of training on the CPU (no step budget, no progress bar)."""
+    return replace(train_cfg, minutes=seconds / 60, steps=None, progress=False, device="cpu")
+
+
+def loss_curve(history: list[dict]) -> str:
+    """Every third evaluation of a run as ``seconds trained:val loss``, the unit named: its progress line."""
+    return "val loss (nats) by seconds trained: " + " ".join(
+        f"{h['seconds']:.0f}s:{h['val_bpc'] * LN2:.3f}" for h in history[::3])
+
+
 def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, seconds: float,
         dynamic: bool = False) -> dict:
-    train_cfg = replace(train_cfg, minutes=seconds / 60, steps=None, progress=False, device="cpu")
+    train_cfg = budgeted(train_cfg, seconds)
     r = textlab.training.train_on_text(text, model_cfg, train_cfg)
     res = r.result
     val_ids = r.vocab.encode(r.split.val)
@@ -148,13 +161,12 @@ def run(name: str, text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, se
         dev_ids = hold_out(r.vocab.encode(r.split.train), train_cfg.dev_fraction)[1]
         dynamic_row = dynamic_evaluation(r.model, dev_ids, val_ids)
     cps = res.history[-1]["chars_seen"] / res.seconds
-    curve = " ".join(f"{h['seconds']:.0f}s:{h['val_bpc'] * math.log(2):.3f}" for h in res.history[::3])
-    print(f"{name}: {curve}; kept step {res.kept_step}", file=sys.stderr, flush=True)
+    print(f"{name}: {loss_curve(res.history)}; kept step {res.kept_step}", file=sys.stderr, flush=True)
     return {"name": name, "params": textlab.count_parameters(r.model), "steps": res.steps,
             "chars": res.history[-1]["chars_seen"], "seconds": res.seconds, "cps": cps,
             "flops": cps * train_flops_per_char(r.model),  # the training arithmetic's FLOP/s
-            "dev_loss": kept_record(res.history)["dev_bpc"] * math.log(2),
-            "val_loss": res.val_bpc * math.log(2), "window_loss": window_bpc * math.log(2),
+            "dev_loss": kept_record(res.history)["dev_bpc"] * LN2,
+            "val_loss": res.val_bpc * LN2, "window_loss": window_bpc * LN2,
             "derailed": derailed_share(r.model, r.vocab, r.split), "dynamic": dynamic_row}
 
 
@@ -177,14 +189,14 @@ def with_fields(model_cfg: ModelConfig, train_cfg: TrainConfig, assignments: str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="tiny_shakespeare")
-    parser.add_argument("--seconds", type=float, default=200)
+    parser.add_argument("--seconds", type=positive(float), default=200)
     parser.add_argument("--skip-baseline", action="store_true", help="textlab's default (and levers) only")
     parser.add_argument("--lever", action="append", default=[], metavar="NAME:FIELD=VALUE,...")
     parser.add_argument("--dynamic", action="store_true",
                         help="also score textlab's default with dynamic evaluation (its own row, not the headline)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+    parser.add_argument("--threads", type=positive(int), default=cores(),
                         help="torch threads (default: one per core, as a student's notebook has, and as "
                              "RESULTS.md's rounds ran); on a busy shared machine 2 threads spin-wait for "
                              "each other (measured here under load 4.5: 5× slower than 1 for LSTM training)")
@@ -196,7 +208,7 @@ def main() -> None:
     model_cfg, train_cfg = default_configs("cpu", minutes=args.seconds / 60)
     contenders = [("textlab default", model_cfg, train_cfg)]
     if not args.skip_baseline:
-        contenders += [("seed-notebook baseline", *BASELINE), ("nanoGPT CPU recipe", *NANOGPT_RECIPE)]
+        contenders += [("seed-notebook baseline", *BASELINE), ("nanoGPT CPU recipe", *NANOGPT_CPU)]
     for lever in args.lever:
         name, _, assignments = lever.partition(":")
         contenders.append((f"lever {name}", *with_fields(model_cfg, train_cfg, assignments)))
@@ -210,13 +222,14 @@ def main() -> None:
              f"{r['flops'] / peak:.2f}", f"{r['seconds']:.0f}", f"{r['dev_loss']:.3f}", f"{r['val_loss']:.3f}",
              f"{r['window_loss']:.3f}", f"{r['derailed']:.0%}"]
             for r in results.values()]
-    body = table(["run", "params", "steps", "chars seen", "chars/s", "of peak", "wall s",
-                  "dev loss (chooses)", "val loss (nats)", "cold-window loss (nats)", "cold samples derailed"], rows)
+    body = table(["run", "params", "steps", "chars seen", "chars/s", "of peak", "train s (scoring excluded)",
+                  "dev loss (nats, chooses)", "val loss (nats)", "cold-window loss (nats)", "cold samples derailed"],
+                 rows)
     by_path = ", ".join(f"{name} {flops / 1e9:.0f}" for name, flops in peaks.items())
     body += (f"\n\nmatmul peak {peak / 1e9:.0f} GFLOP/s ({by_path}; each the higher of two timings, before and "
              f"after the runs);"
              f" levers: {' '.join(args.lever) or 'none'}"
-             f"\n\ndefault: {model_cfg}\n\n{replace(train_cfg, minutes=args.seconds / 60)}")
+             f"\n\ndefault: {model_cfg}\n\n{budgeted(train_cfg, args.seconds)}")
     dyn = results["textlab default"]["dynamic"]
     if dyn:
         body += (f"\n\ntextlab default, dynamic evaluation (its own row, never the headline: SGD on each 50 "
@@ -235,4 +248,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,19 +1,74 @@
-"""Shared by the benchmarks: timing, the machine description and the RESULTS.md appender."""
+"""Shared by the benchmarks: their command lines, nanoGPT's recipe, timing, the machine description and
+the RESULTS.md appender."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
+import math
 import os
 import platform
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import torch
+
+from textlab.config import ModelConfig, TextlabError, TrainConfig
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # Tiny Shakespeare's 65 characters: the vocabulary of the speed benchmarks, whose models have random
 # weights (speed does not depend on them), so they need no corpus.
 SHAKESPEARE_CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+# nanoGPT's README "I only have a MacBook" recipe (config/train_shakespeare_char.py, CPU overrides):
+# 4 layers × 4 heads, width 128, block 64, batch 12, lr 1e-3 cosine to 1e-4, no dropout, random
+# windows; its 100 warm-up iterations of 2,000 become 5% of the budget; AdamW betas (0.9, 0.99), as
+# textlab's, and decay 0.1. How often it is evaluated is each script's own choice (``eval_every``).
+NANOGPT_RECIPE = (ModelConfig(kind="gpt", embed_dim=128, hidden_size=128, num_layers=4, n_head=4,
+                              block_size=64, dropout=0.0),
+                  TrainConfig(batching="random", seq_len=64, batch_size=12, lr=1e-3, min_lr_ratio=0.1,
+                              warmup=0.05, weight_decay=0.1))
+# nanoGPT's protocol, as ``textlab.evaluate`` arguments: cold 64-character windows, each scored on its own.
+COLD_WINDOWS = {"context": 0, "stride": 64}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a bad option ends in one line on stderr (what to fix), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse ``type``: a number of ``kind`` (int or float) above zero; NaN and infinity are refused."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            number = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {number}")
+        return value
+    return parse
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one): the default thread count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a benchmark's ``main``; a problem the user can fix (a corpus that cannot be loaded, a value
+    textlab refuses) ends in one line on stderr and exit status 2, as ``python -m textlab`` does."""
+    try:
+        main()
+    except (TextlabError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def seconds(fn) -> float:

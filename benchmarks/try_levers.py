@@ -39,12 +39,11 @@ levers above, applied to ``default_configs("cpu", minutes=seconds / 60)``. One l
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from bench_train import run, with_fields
+from common import Parser, cores, positive, run_main
 from torch.func import functional_call
 
 import textlab
@@ -260,9 +259,9 @@ def build_model(cfg: textlab.ModelConfig) -> nn.Module:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=200)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=positive(float), default=200)
+    parser.add_argument("--threads", type=positive(int), default=cores(), help="torch threads (default: one per core)")
     parser.add_argument("--corpus", default="tiny_shakespeare")
     parser.add_argument("runs", nargs="+", metavar="NAME:FIELD=VALUE,...")
     args = parser.parse_args()
@@ -290,4 +289,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -33,7 +33,7 @@ REPETITIVE_TEXT = "the cat sat on the mat. the dog sat on the log. " * 200
 
 def _require_shared_data() -> Path:
     if not (SHARED_DATA / "tinyshakespeare.txt").is_file():
-        pytest.skip(f"corpus mirror {SHARED_DATA} is missing (it holds the raw course texts)")
+        skip_or_fail(f"corpus mirror {SHARED_DATA} is missing (it holds the raw course texts)")
     return SHARED_DATA
 
 
@@ -100,9 +100,9 @@ def trained_lstm() -> tuple[CharLSTM, CharVocab]:
 
 
 def skip_or_fail(reason: str) -> NoReturn:
-    """Skip on a machine without a browser; fail under CI, where a skip would hide a broken panel."""
+    """Skip on a machine without a browser or the corpus mirror; fail under CI, where a skip would hide a defect."""
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"{reason}: CI must run the browser tests, not skip it")
+        pytest.fail(f"{reason}: CI must run this test, not skip it")
     pytest.skip(reason)
 
 

@@ -49,8 +49,16 @@ def test_the_ceiling_times_both_matmul_paths():
     assert all(math.isfinite(flops) and flops > 0 for flops in peaks.values())
 
 
-def test_the_sampler_floors_run_on_the_models_own_recurrent_weights():
+def test_the_sampler_floors_run_on_the_models_own_recurrent_weights(monkeypatch):
     model = CharLSTM(vocab_size=5, embed_dim=4, hidden_size=8)
-    for run in (gate_product_rows(model, 1, steps=2), gate_product_rows(model, 16, steps=2),
-                weights_read(model, steps=2)):
-        run()
+    w_hh = model.lstm.weight_hh_l0  # (4H, H)
+    products, reads = [], []
+    addmm, total = torch.addmm, torch.sum
+    monkeypatch.setattr(torch, "addmm", lambda bias, h, w: products.append((h.shape, w)) or addmm(bias, h, w))
+    monkeypatch.setattr(torch, "sum", lambda w: reads.append(w) or total(w))
+    for rows in (1, 16):
+        gate_product_rows(model, rows, steps=2)()
+    weights_read(model, steps=2)()
+    assert [shape for shape, _ in products] == [(1, 8)] * 2 + [(16, 8)] * 2  # rows states of H cells …
+    assert all(torch.equal(w, w_hh.T) for _, w in products)                  # … times the model's (H, 4H)
+    assert len(reads) == 2 and all(w.data_ptr() == w_hh.data_ptr() for w in reads)

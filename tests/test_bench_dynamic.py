@@ -10,12 +10,13 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_train import dynamic_evaluation, dynamic_nll  # noqa: E402
 
-from textlab import CharLSTM, CharVocab, evaluate  # noqa: E402
+from textlab import CharLSTM, CharVocab, MiniGPT, TextlabError, evaluate  # noqa: E402
 
 TEXT = "the cat sat on the mat. " * 40
 
@@ -46,3 +47,16 @@ def test_the_trained_model_is_left_as_it_was():
     result = dynamic_evaluation(model, ids[:300], ids[300:], rates=(0.1, 1.0))
     assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert result["lr"] in (0.1, 1.0) and result["dev"] <= result["dev_static"]
+
+
+def test_a_rate_that_hurts_on_dev_is_never_reported():
+    model, ids = model_and_ids()
+    result = dynamic_evaluation(model, ids[:300], ids[300:], rates=(1e4,))  # steps this big wreck the model
+    assert result["lr"] == 0.0 and result["dev"] == result["dev_static"] and result["val"] == result["val_static"]
+
+
+def test_a_model_without_state_to_carry_is_refused():
+    vocab = CharVocab.from_text(TEXT)
+    gpt = MiniGPT(len(vocab), hidden_size=16, num_layers=1, n_head=2, block_size=16)
+    with pytest.raises(TextlabError, match="stateful"):
+        dynamic_nll(gpt, vocab.encode(TEXT), 0.1)

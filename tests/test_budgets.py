@@ -54,7 +54,7 @@ def test_the_cli_budget_chooses_the_model(full_mode, monkeypatch, tmp_path):
     text.write_text("to be or not to be " * 100, encoding="utf-8")
     seen = []
 
-    def fake_train(text, model_cfg, train_cfg, checkpoint=None):
+    def fake_train(text, model_cfg, train_cfg, checkpoint=None, prime=None):
         seen.append((model_cfg, train_cfg))
         raise KeyboardInterrupt  # stop here (exit status 130): only the configuration is under test
 

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -37,7 +38,7 @@ def test_registry_has_the_course_texts_with_their_facts():
     for name in NAMES:
         c = corpora[name]
         assert c.name == name
-        assert len(c.sha256) == 64 and int(c.sha256, 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", c.sha256)
         assert c.bytes > 100_000
         assert c.license.strip() and c.filename and c.download_url.startswith("https://")
 

@@ -11,7 +11,6 @@ import math
 import socket
 import sys
 import threading
-import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -279,12 +278,12 @@ def test_a_nan_during_fine_tuning_keeps_the_best_weights(tiny):
 def test_a_long_cpu_run_of_a_big_model_is_refused(tiny, monkeypatch):
     model, tokenizer = tiny
     monkeypatch.setattr(gpt2, "CPU_BIG_MODEL_PARAMS", 1_000)  # treat the tiny model as a real GPT-2
-    start = time.perf_counter()
+    ran = model.register_forward_pre_hook(lambda *_: pytest.fail("the model ran before the refusal"))
     with pytest.raises(TextlabError, match="GPU"):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, minutes=5, device="cpu")
     with pytest.raises(TextlabError, match="steps ≤ 50"):
         fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=500, device="cpu")
-    assert time.perf_counter() - start < 1  # refused before any work
+    ran.remove()  # refused before any work
     result = fine_tune(model, tokenizer, ENGLISH, ENGLISH, steps=2, batch_size=2, seq_len=16, eval_every=2,
                        device="cpu", progress=False)  # a taste is allowed
     assert result.history[-1]["step"] == 2
@@ -304,12 +303,10 @@ def test_fine_tuning_on_a_cpu_is_a_taste_the_cpu_rule_allows(monkeypatch):
 
 def test_offline_is_known_at_once_and_said_in_one_sentence(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
+    monkeypatch.setattr(gpt2, "_probe", lambda *_: pytest.fail("asked the network although offline was set"))
     assert hub_available() is False
-    assert time.perf_counter() - start < 0.1
     with pytest.raises(PretrainedUnavailable, match="offline") as error:
         load_pretrained("distilgpt2", cache_dir=tmp_path)  # an empty cache: the weights are not here
-    assert time.perf_counter() - start < 5
     assert "\n" not in str(error.value)
 
 
@@ -348,9 +345,13 @@ def test_the_hub_probe_asks_once(monkeypatch):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    start = time.perf_counter()
     assert hub_available(timeout=1.0) is False
-    assert time.perf_counter() - start < 1.5
+
+    with socket.socket() as silent:  # a server that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        assert hub_available(timeout=0.2) is False  # waited out, not mistaken for an answer
 
 
 def test_notebook_03_runs_its_gpt2_cells_with_a_model_and_its_own_tokenizer(model_folder, mirror_env, tmp_path,

@@ -29,7 +29,7 @@ def trained_gpt() -> tuple[MiniGPT, CharVocab, float, float]:
     cut = len(ids) * 9 // 10
     model = MiniGPT(len(vocab), hidden_size=32, num_layers=2, n_head=2, block_size=32)
     before = evaluate(model, ids[cut:])
-    cfg = TrainConfig(batch_size=16, seq_len=32, lr=3e-3, warmup=0.05, steps=200, minutes=None, dev_fraction=0.1,
+    cfg = TrainConfig(batch_size=16, seq_len=32, lr=3e-3, warmup=0.05, steps=400, minutes=None, dev_fraction=0.1,
                       eval_every=100, progress=False, device="cpu")
     result = train(model, ids[:cut], ids[cut:], cfg)
     return result.model.eval(), vocab, before, result.val_bpc

@@ -95,6 +95,7 @@ def test_refeed_sampler_is_seeded(tiny_lstm):
     model, vocab = tiny_lstm
     a = sample_refeed(model, vocab, PRIME, 30, seed=5)
     assert a == sample_refeed(model, vocab, PRIME, 30, seed=5) and len(a) == len(PRIME) + 30
+    assert a != sample_refeed(model, vocab, PRIME, 30, seed=6)  # the seed is used, not a fixed one
     assert sample_refeed(model, vocab, PRIME, 0) == PRIME
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from conftest import REPETITIVE_TEXT  # noqa: E402
 from textlab import CharLSTM, CharVocab, MiniGPT, sample, save_checkpoint  # noqa: E402
-from textlab import serve  # noqa: E402
+from textlab import TextlabError, serve  # noqa: E402
+from textlab.checkpoints import Loaded  # noqa: E402
 from textlab.serve import Limits, create_app, load_folder  # noqa: E402
 
 TEXT = REPETITIVE_TEXT + "\n"  # the library's default prime is a newline
@@ -86,17 +88,33 @@ def test_generate_matches_the_library_and_same_seed_same_text(client, runs, kind
     assert generate(client, **{**body, "seed": 8}).json()["texts"] != first["texts"]
 
 
-def test_defaults_are_the_librarys(client):
+def test_defaults_are_the_librarys(client, runs):
+    """A request that names only the model and seed gets what ``sample`` gives with its own defaults."""
+    cat = load_folder(runs)["cat"]
     got = client.post("/generate", json={"model": "cat", "seed": 0}).json()
-    assert len(got["texts"]) == 1 and got["texts"][0].startswith("\n") and len(got["texts"][0]) == 301
+    assert got["texts"] == [sample(cat.model, cat.vocab, seed=0)]  # prime, length, temperature, top-k, top-p
     assert got["seconds"] > 0 and got["batch_rows"] >= 1
+
+
+def test_each_model_starts_at_its_own_prime_unless_asked(runs):
+    """A checkpoint's stored prime is where its samples start; GET /models says which it is."""
+    model, vocab = tiny()
+    save_checkpoint(runs / "the.pt", model, vocab, prime="the ")
+    with TestClient(create_app(load_folder(runs))) as c:
+        assert {m["name"]: m["prime"] for m in c.get("/models").json()} == {"cat": "\n", "gpt": "\n", "the": "the "}
+        got = c.post("/generate", json={"model": "the", "length": 20, "seed": 0}).json()["texts"]
+        assert got == [sample(model, vocab, "the ", 20, seed=0)]
+        assert sse(c.get("/generate/stream", params={"model": "the", "length": 20, "seed": 0}))[-1][1]["text"] == got[0]
+        assert c.post("/next-char", json={"model": "the"}).json()["prime"] == "the "
+        asked = c.post("/generate", json={"model": "the", "prime": "a", "length": 20, "seed": 0}).json()["texts"]
+        assert asked == [sample(model, vocab, "a", 20, seed=0)]
 
 
 def test_batched_requests_give_each_seed_its_own_text(runs):
     """Many concurrent requests share forward passes, yet each text is what its seed gives alone."""
     models = load_folder(runs)
-    model, vocab, _ = models["cat"]
-    expected = {seed: sample(model, vocab, "the ", 200, 0.8, None, None, seed, 2) for seed in range(12)}
+    cat = models["cat"]
+    expected = {seed: sample(cat.model, cat.vocab, "the ", 200, 0.8, None, None, seed, 2) for seed in range(12)}
     answers = {}
     with TestClient(create_app(models)) as c:
         def ask(seed):
@@ -148,6 +166,12 @@ def test_stream_yields_the_same_text_as_generate(client):
     assert "the " + streamed == whole == events[-1][1]["text"]
 
 
+def test_a_stream_refuses_a_parameter_it_does_not_take(client):
+    """A stream is one sample: ``num_samples=4`` is a 422 naming it, not one sample in silence."""
+    response = client.get("/generate/stream", params={"model": "cat", "length": 5, "num_samples": 4})
+    assert response.status_code == 422 and "num_samples" in json.dumps(response.json()["detail"])
+
+
 @pytest.mark.parametrize("body", ['{"model": "cat", "temperature": NaN}', '{"model": "cat", "top_p": Infinity}',
                                   '{"model": "cat", "prime": "the \\ud800"}'])
 def test_a_value_json_cannot_write_back_is_still_a_422(client, body):
@@ -165,9 +189,9 @@ def test_a_tiny_temperature_gives_the_greedy_chart(client):
 def test_next_char_is_the_panels_chart(client, runs):
     from textlab.widgets import next_char_bars
 
-    model, vocab, _ = load_folder(runs)["cat"]
+    cat = load_folder(runs)["cat"]
     got = client.post("/next-char", json={"model": "cat", "prime": "the c", "temperature": 0.5, "top_k": 3}).json()
-    bars = next_char_bars(model, vocab, "the c", 0.5, 3, None)
+    bars = next_char_bars(cat.model, cat.vocab, "the c", 0.5, 3, None)
     assert [(c["char"], pytest.approx(c["prob"], abs=1e-6)) for c in got["chars"]] == bars
     assert sum(c["prob"] > 0 for c in got["chars"]) == 3
     assert next(c["shown"] for c in got["chars"] if c["char"] == " ") == "␣"
@@ -223,10 +247,28 @@ def test_symlinks_out_of_the_folder_are_not_served(runs, tmp_path):
         assert generate(c, model="leak2").status_code == 404
 
 
+def test_a_name_in_any_script_is_served_and_one_with_a_space_is_skipped_saying_what_to_rename(runs, capsys):
+    save_checkpoint(runs / "Ромео.pt", *tiny())
+    save_checkpoint(runs / "my run" / "model.pt", *tiny())
+    models = load_folder(runs)
+    assert set(models) == {"cat", "gpt", "Ромео"}
+    note = capsys.readouterr().out
+    assert "skipping my run: a model name is letters (any script)" in note
+    assert f"rename {runs / 'my run'} to {runs / 'my_run'}" in note
+    with TestClient(create_app(models)) as c:
+        assert generate(c, model="Ромео").status_code == 200
+        assert c.get("/generate/stream", params={"model": "Ромео", "length": 3}).status_code == 200
+
+
+def test_a_name_no_request_could_ask_for_is_refused_when_the_server_starts():
+    with pytest.raises(TextlabError, match="'Shakespeare LSTM'.*e.g. 'Shakespeare_LSTM'"):
+        serve.start_background({"Shakespeare LSTM": tiny()})
+
+
 def test_over_the_queue_limit_is_429(runs):
     """One long job runs, one waits (the queue holds one sample), the third is refused at once."""
     models = load_folder(runs)
-    models["big"] = (*tiny(hidden=256), [])
+    models["big"] = Loaded(*tiny(hidden=256))
     app = create_app(models, Limits(max_batch=1, max_queue=1))
     batcher = app.state.registry.models["big"].batcher
     long = {"model": "big", "prime": "the ", "length": 2000, "temperature": 1.0}
@@ -250,13 +292,42 @@ def test_over_the_queue_limit_is_429(runs):
 
 def test_past_the_time_budget_is_cut_off(runs):
     models = load_folder(runs)
-    models["big"] = (*tiny(hidden=256), [])
+    models["big"] = Loaded(*tiny(hidden=256))
     with TestClient(create_app(models, Limits(time_budget=0.05))) as c:
         response = c.post("/generate", json={"model": "big", "length": 2000, "num_samples": 8})
         assert response.status_code == 504 and "time budget" in response.json()["detail"]
         with c.stream("GET", "/generate/stream", params={"model": "big", "length": 2000}) as streamed:
             streamed.read()
         assert sse(streamed)[-1][0] == "error" and "time budget" in sse(streamed)[-1][1]["detail"]
+
+
+@pytest.fixture
+def slow_gpt2(monkeypatch):
+    """GPT-2 played by a stand-in that takes 0.2 s a sample (no weights are loaded)."""
+    from textlab import gpt2
+
+    monkeypatch.setattr(gpt2, "load_pretrained", lambda name: (torch.nn.Linear(1, 1), "tokenizer"))
+    monkeypatch.setattr(gpt2, "generate", lambda *args: time.sleep(0.2) or "a sample")
+
+
+def test_gpt2_starts_no_sample_past_the_time_budget(runs, slow_gpt2):
+    """A long request, the last items of a bulk, and a request waiting for GPT-2 get the 504 of the budget."""
+    app = create_app(load_folder(runs), Limits(time_budget=0.3), gpt2="distilgpt2")
+    one = {"model": "distilgpt2", "length": 5}
+    with TestClient(app) as c:
+        assert c.post("/generate", json=one).json()["texts"] == ["a sample"]
+        long = c.post("/generate", json={**one, "num_samples": 4})
+        assert long.status_code == 504 and "time budget" in long.json()["detail"]
+        items = c.post("/generate/bulk", json={"requests": [one] * 3, "on_error": "report"}).json()["results"]
+        assert items[0]["ok"] and items[-1]["status"] == 504  # the bulk's items share one budget
+        lock = app.state.registry._gpt2_lock
+        lock.acquire()
+        holder = threading.Timer(1.0, lock.release)  # another request holds GPT-2 past the budget
+        holder.start()
+        waiting = c.post("/generate", json=one)
+        holder.join()
+        assert {m["name"]: m["prime"] for m in c.get("/models").json()}["distilgpt2"] == "\n"
+    assert waiting.status_code == 504
 
 
 def test_the_core_package_imports_without_fastapi():
@@ -272,16 +343,40 @@ def test_the_core_package_imports_without_fastapi():
 def test_serve_in_background_answers_over_http_and_stops(tmp_path):
     import httpx
 
-    server = serve.start_background({"cat": tiny()})
+    model, vocab = tiny()
+    server = serve.start_background({"cat": (model, vocab), "the": Loaded(model, vocab, prime="the ")})
     try:
         assert server.url.startswith("http://127.0.0.1:")
         got = httpx.post(server.url + "generate", json={"model": "cat", "prime": "the ", "length": 5, "seed": 0})
         assert got.status_code == 200
+        primes = {m["name"]: m["prime"] for m in httpx.get(server.url + "models").json()}
+        assert primes == {"cat": "\n", "the": "the "}, "a checkpoint keeps its prime, a bare pair starts at \\n"
     finally:
         server.stop()
     assert not server.thread.is_alive()
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url + "health")
+
+
+@pytest.fixture
+def colab(monkeypatch):
+    """This process as Colab sees it: the tests' stub ``google.colab`` imported (see test_colab.py)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).with_name("colab_stub")))
+    import google.colab  # noqa: F401
+
+    yield
+    sys.modules.pop("google.colab")
+
+
+def test_in_colab_the_server_points_to_the_page_shown_not_to_a_dead_link(colab):
+    """Colab's browser cannot open the machine's 127.0.0.1; the page is shown through its port proxy."""
+    server = serve.start_background({"cat": tiny()})
+    try:
+        shown = server._repr_html_()
+    finally:
+        server.stop()
+    assert "127.0.0.1" not in shown and f"port {server.server.config.port}" in shown
+    assert "Colab's port proxy" in shown
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

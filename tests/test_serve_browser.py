@@ -1,7 +1,7 @@
 """The served page in a real browser: move the temperature slider with the keyboard, the sample
-and the chart change.
+and the chart change; each model starts at its own prime; a refused stream is explained.
 
-A tiny CharLSTM is served by uvicorn on 127.0.0.1 (a free port) in a thread of this process; the
+Tiny CharLSTMs are served by uvicorn on 127.0.0.1 (a free port) in a thread of this process; the
 page is opened in Debian's headless chromium through Playwright. Screenshots before and after
 go to ``test-artifacts/browser/``.
 """
@@ -17,7 +17,8 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 from conftest import REPETITIVE_TEXT  # noqa: E402
 from test_browser import ARTIFACTS  # noqa: E402
 from textlab import CharLSTM, CharVocab  # noqa: E402
-from textlab.serve import start_background  # noqa: E402
+from textlab.checkpoints import Loaded  # noqa: E402
+from textlab.serve import BackgroundServer, Limits, start_background  # noqa: E402
 
 pytestmark = pytest.mark.browser
 KEY_PRESSES = 3  # ArrowRight presses: each moves the temperature one step (0.1) up
@@ -33,11 +34,17 @@ _PAGE_JS = """() => ({
 })"""
 
 
-@pytest.fixture
-def server():
+def tiny_models(limits: Limits = Limits()) -> BackgroundServer:
+    """Serve "cat", a checkpoint whose samples start at "the ", and "dog", a bare pair (prime "\\n")."""
     torch.manual_seed(0)
     vocab = CharVocab.from_text(REPETITIVE_TEXT + "ROMEO:\n")
-    running = start_background({"cat": (CharLSTM(len(vocab), embed_dim=8, hidden_size=32).eval(), vocab)})
+    cat, dog = (CharLSTM(len(vocab), embed_dim=8, hidden_size=32).eval() for _ in range(2))
+    return start_background({"cat": Loaded(cat, vocab, prime="the "), "dog": (dog, vocab)}, limits=limits)
+
+
+@pytest.fixture
+def server():
+    running = tiny_models()
     yield running
     running.stop()
 
@@ -57,6 +64,7 @@ def test_temperature_slider_restreams_sample_and_chart(page, server):
     page.goto(server.url)
     before = _written(page, "T=0.8,")
     assert before["readout"] == "0.8" and not before["error"]
+    assert page.input_value("#prime") == "the ", "the page starts at the model's own prime"
     assert len(before["text"]) == 300, "the whole sample arrives over the stream"
     page.screenshot(path=str(ARTIFACTS / "serve-before.png"), full_page=True)
 
@@ -75,3 +83,24 @@ def test_temperature_slider_restreams_sample_and_chart(page, server):
     page.dispatch_event("#prime", "change")
     page.wait_for_function("() => document.getElementById('error').textContent.includes(\"'Ж'\")", timeout=20_000)
     assert page.evaluate(_PAGE_JS)["state"] == "error"
+
+    # Another model: the prime becomes its own, and its sample streams in.
+    page.select_option("#model", "dog")
+    assert not _written(page, "dog:")["error"]
+    assert page.input_value("#prime") == "\n"
+
+
+def test_a_refused_stream_is_explained_without_asking_for_it_again(page):
+    """Every stream is refused with 429 (a queue of no samples): the page shows the server's reason,
+    read from a POST /generate of length 0, and never asks for the stream a second time."""
+    running = tiny_models(Limits(max_queue=0))
+    streams = []
+    page.on("request", lambda request: streams.append(request.url) if "generate/stream" in request.url else None)
+    try:
+        page.goto(running.url)
+        page.wait_for_function("() => document.getElementById('error').textContent.includes('busy')",
+                               timeout=20_000)
+    finally:
+        running.stop()
+    assert page.evaluate(_PAGE_JS)["state"] == "error"
+    assert len(streams) == 1, f"the stream was asked for {len(streams)} times"

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from textlab import (CharLSTM, CharVocab, CheckpointError, MiniGPT, TrainConfig, evaluate, load_checkpoint,
-                     sample, split_text, train, unigram_bpc)
+                     TextlabError, sample, split_text, train, unigram_bpc)
 from textlab.batches import score_windows
 from textlab.corpora import hold_out
 from textlab.training import PrintSamples, _autocast, describe_context, lr_at, nll, parameter_groups
@@ -120,7 +120,7 @@ def test_sliding_windows_equal_one_full_pass_when_the_block_covers_the_text(data
 
 
 def test_each_model_is_described_by_how_it_is_read():
-    assert describe_context(CharLSTM(10)) == "state carried: 1024-char chunks, each after 256 of warm-up"
+    assert describe_context(CharLSTM(10)) == "1024-char chunks, each from a fresh state warmed up on the 256 chars before it"
     assert describe_context(MiniGPT(10, 32, 2, 2, block_size=64)) == "sliding window of 64: every char sees ≥ 32"
 
 
@@ -154,7 +154,8 @@ def test_the_trainers_schedule_is_continuous(data):
     cfg = replace(TINY, steps=60, eval_every=100)
     train(tiny_model(vocab), train_ids, val, cfg, callbacks=[rec])
     lrs = [s["lr"] for s in rec.steps]
-    assert lrs == pytest.approx([lr_at(i / 60, cfg) for i in range(60)])
+    assert lrs == pytest.approx([lr_at((i + 1) / 60, cfg) for i in range(60)])  # the schedule where each step ends
+    assert lrs[0] > 0 and lrs[-1] == pytest.approx(cfg.lr * cfg.min_lr_ratio)  # no wasted step; the whole curve
     peak = lrs.index(max(lrs))
     assert max(lrs) == pytest.approx(cfg.lr, rel=0.05)
     assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
@@ -337,12 +338,20 @@ def test_every_evaluation_scores_the_whole_val_text_and_the_held_out_dev(data):
     result = train(tiny_model(vocab), train_ids, val, TINY, score=score)
     fit, dev = hold_out(train_ids, TINY.dev_fraction)
     assert seen == [len(dev), len(val)] * 3
-    assert result.history[-1]["val_bpc"] == pytest.approx(evaluate(result.model, val), rel=1e-6) or \
-        result.kept_step != 20
+    kept = next(r for r in result.history if r["step"] == result.kept_step)
+    assert kept["val_bpc"] == pytest.approx(evaluate(result.model, val), rel=1e-6)  # the whole val text
 
 
-def test_a_time_budget_counts_training_not_scoring(data):
-    """A model slow to score must not lose its training time to its own measurement."""
+class SlowPlot:
+    """An ``on_eval`` callback as slow as a big figure redrawn in a notebook."""
+
+    def on_eval(self, record):
+        time.sleep(0.8)
+
+
+@pytest.mark.parametrize("slow", ["score", "plot"])
+def test_a_time_budget_counts_training_not_measuring(data, slow):
+    """A model slow to score, or a notebook slow to plot, must not lose training time to measurement."""
     vocab, train_ids, val = data
 
     def slow_score(model, ids):
@@ -351,7 +360,10 @@ def test_a_time_budget_counts_training_not_scoring(data):
 
     cfg = replace(TINY, steps=None, minutes=0.01, eval_every=10_000)  # 0.6 s of training
     start = time.perf_counter()
-    result = train(tiny_model(vocab), train_ids, val, cfg, score=slow_score)
+    if slow == "score":
+        result = train(tiny_model(vocab), train_ids, val, cfg, score=slow_score)
+    else:
+        result = train(tiny_model(vocab), train_ids, val, cfg, callbacks=[SlowPlot()])
     assert time.perf_counter() - start > 1.6  # two evaluations of 0.8 s each came on top …
     assert result.steps > 0 and 0.6 <= result.seconds < 1.5  # … of the 0.6 s of training
     assert [r["step"] for r in result.history] == [0, result.steps]
@@ -447,12 +459,47 @@ def test_a_new_run_stopped_before_its_first_evaluation_keeps_the_earlier_checkpo
     assert path.read_bytes() == before, "the untrained model replaced a trained one"
 
 
+class CountSteps:
+    """A callback that records each training step, to show that none ran."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_step(self, info):
+        self.steps.append(info)
+
+
 def test_a_checkpoint_that_could_not_be_saved_is_refused_before_training(data, tmp_path):
     vocab, train_ids, val = data
-    start = time.perf_counter()
+    count = CountSteps()
     with pytest.raises(CheckpointError, match="vocabulary has 10 characters but the model"):
-        train(tiny_model(vocab), train_ids, val, TINY, vocab=CharVocab("abcdefghij"), checkpoint=tmp_path / "m.pt")
-    assert time.perf_counter() - start < 1 and not (tmp_path / "m.pt").exists()
+        train(tiny_model(vocab), train_ids, val, TINY, callbacks=[count], vocab=CharVocab("abcdefghij"),
+              checkpoint=tmp_path / "m.pt")
+    assert count.steps == [] and not (tmp_path / "m.pt").exists()
+
+
+def test_the_texts_prime_is_saved_with_each_best(data, tmp_path):
+    vocab, train_ids, val = data
+    prime = vocab.decode(train_ids[:3].tolist())
+    seen = []
+
+    class Peek:
+        def on_eval(self, record):
+            seen.append(load_checkpoint(tmp_path / "m.pt").prime if record["step"] else None)
+
+    train(tiny_model(vocab), train_ids, val, replace(TINY, lr=3e-2), callbacks=[Peek()], vocab=vocab,
+          checkpoint=tmp_path / "m.pt", prime=prime)
+    assert seen == [None, prime, prime]  # one save per new best, each with the prime: no second write
+
+
+@pytest.mark.parametrize("prime", ["", "Жизнь"])
+def test_a_prime_the_vocabulary_cannot_write_is_refused_before_training(data, tmp_path, prime):
+    vocab, train_ids, val = data
+    count = CountSteps()
+    with pytest.raises(TextlabError, match="must be text made of the vocabulary's characters"):
+        train(tiny_model(vocab), train_ids, val, TINY, callbacks=[count], vocab=vocab,
+              checkpoint=tmp_path / "m.pt", prime=prime)
+    assert count.steps == [] and not (tmp_path / "m.pt").exists()
 
 
 def test_early_stopping_after_patience(data):

@@ -25,6 +25,8 @@ def test_encode_decode_round_trip(alphabet, data):
     assert ids.dtype == torch.long and ids.shape == (len(text),)
     assert vocab.decode(ids) == text
     assert vocab.decode(ids.tolist()) == text
+    if len(text):
+        assert vocab.decode(ids[0]) == text[0]  # one id, e.g. logits.argmax(): a 0-d tensor
     assert all(0 <= i < len(vocab) for i in ids.tolist())
 
 

@@ -38,7 +38,7 @@ from .config import TextlabError
 from .batches import score_windows
 from .models import CharLSTM, MiniGPT, evaluating
 from .plots import show_char
-from .sampling import _is_number, generate_ids, probabilities
+from .sampling import generate_ids, is_number, probabilities
 from .training import LN2, default_context
 from .vocab import CharVocab
 
@@ -271,7 +271,7 @@ def find_neurons(activations: torch.Tensor, features: dict[str, np.ndarray], top
         activations = activations[None]
     if activations.dim() != 3:
         raise ValueError(f"activations must be (T, H) or (layers, T, H), not {tuple(activations.shape)}")
-    if not _is_number(top, numbers.Integral) or top < 1:
+    if not is_number(top, numbers.Integral) or top < 1:
         raise ValueError(f"top must be an integer ≥ 1 (cells per feature), not {top!r}")
     layers, length, hidden = activations.shape
     found = []

@@ -25,10 +25,12 @@ class Batch(NamedTuple):
     reset: bool  # True when the rows do not continue the previous batch: start from a fresh state
 
 
-def _check_length(n: int, needed: int, what: str) -> None:
+def _check_length(n: int, needed: int, what: str, smaller: str) -> None:
+    """Raise unless ``n`` ids are enough; ``train`` batches only the part left after the hold-outs."""
     if n < needed:
-        raise TextlabError(f"the text has {n:,} characters but {what} needs at least {needed:,}; "
-                           "use a longer text or a smaller batch_size / seq_len")
+        raise TextlabError(f"the text to batch has {n:,} characters (in train(): what is left after the "
+                           f"validation and dev hold-outs) but {what} needs at least {needed:,}; use a "
+                           f"longer text or a smaller {smaller}")
 
 
 def stream_batches(ids: torch.Tensor, batch_size: int, seq_len: int,
@@ -44,7 +46,8 @@ def stream_batches(ids: torch.Tensor, batch_size: int, seq_len: int,
     Each pass over the text starts at a random offset below ``seq_len`` (``reset=True``),
     so the window edges fall in new places every epoch.
     """
-    _check_length(len(ids), batch_size * seq_len + 1, f"batch_size={batch_size} × seq_len={seq_len}")
+    _check_length(len(ids), batch_size * seq_len + 1, f"batch_size={batch_size} × seq_len={seq_len}",
+                  "batch_size or seq_len")
     return _streams(ids, batch_size, seq_len, generator)
 
 
@@ -66,7 +69,7 @@ def _streams(ids: torch.Tensor, batch_size: int, seq_len: int,
 def random_batches(ids: torch.Tensor, batch_size: int, seq_len: int,
                    generator: torch.Generator | None = None) -> Iterator[Batch]:
     """Endless batches of windows starting at random places (every batch starts fresh)."""
-    _check_length(len(ids), seq_len + 1, f"seq_len={seq_len}")
+    _check_length(len(ids), seq_len + 1, f"seq_len={seq_len}", "seq_len")
     return _random_windows(ids, batch_size, seq_len, generator)
 
 

@@ -46,6 +46,12 @@ def check_fits(model: nn.Module, vocab: CharVocab) -> None:
                               f"{model.config.vocab_size}: pass the vocabulary the model was built with")
 
 
+def check_prime(prime: str | None, vocab: CharVocab) -> None:
+    """Raise unless ``prime`` (None: none stored) is text the vocabulary can write."""
+    if prime is not None and (not isinstance(prime, str) or not prime or vocab.unknown(prime)):
+        raise TextlabError(f"prime={prime!r} must be text made of the vocabulary's characters, e.g. '\\n'")
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab, train_config: TrainConfig | None = None,
                     history: list[dict] | None = None, prime: str | None = None) -> Path:
     """Write the checkpoint atomically: to a temporary file, then one rename over ``path``.
@@ -53,6 +59,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab, train_
     ``prime`` is where samples of the model should start (the training text's ``Text.prime``).
     """
     check_fits(model, vocab)
+    check_prime(prime, vocab)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -65,8 +72,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, vocab: CharVocab, train_
         "history": list(history or []),
     }
     if prime is not None:  # optional: older checkpoints have no "prime"
-        if not isinstance(prime, str) or not prime or vocab.unknown(prime):
-            raise TextlabError(f"prime={prime!r} must be text made of the vocabulary's characters, e.g. '\\n'")
         payload["prime"] = prime
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)

@@ -122,7 +122,6 @@ def cmd_corpora(_args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .checkpoints import save_checkpoint
     from .corpora import load_corpus, load_text
     from .models import count_parameters
     from .plots import save_history_plot
@@ -146,15 +145,13 @@ def cmd_train(args) -> None:
                                      f"{train_cfg.minutes:g} min" if train_cfg.minutes else "") if b)
     print(f"corpus {text.name}: {len(text):,} chars; {text.report.summary()}")
     print(f"training a {model_cfg.kind} model on {pick_device(train_cfg.device)} for {budget}")
-    run = train_on_text(text.text, model_cfg, train_cfg, checkpoint=out / "model.pt")
+    run = train_on_text(text.text, model_cfg, train_cfg, checkpoint=out / "model.pt", prime=text.prime)
     result = run.result
     if result.message:
         print(result.message)
     if not result.kept_step:  # train() never saves the untrained model of step 0
         raise TextlabError(f"no evaluation beat the untrained model, so nothing was saved in {out}: train "
                            "for longer (--steps, --minutes) or with a lower --lr")
-    # train() saved the kept weights as it went; save them once more with the text's prime, for `sample`.
-    save_checkpoint(out / "model.pt", run.model, run.vocab, train_cfg, result.history, prime=text.prime)
     save_history_plot(result.history, out / "loss.png", run.unigram_bpc)
     print(f"{count_parameters(run.model):,} parameters, {len(run.vocab)} characters; {result.steps} steps "
           f"in {result.seconds:.0f} s ({result.stopped}); unigram baseline {run.unigram_bpc:.3f} bpc")

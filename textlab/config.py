@@ -1,8 +1,8 @@
 """Every default in one place: the model's shape and how it is trained.
 
 The CLI, the notebooks and the benchmarks all start from these dataclasses, so a
-number changed here changes it everywhere. ``for_device`` scales the defaults up on
-a GPU; ``quick`` shrinks them for CI (``TEXTLAB_QUICK=1``).
+number changed here changes it everywhere. ``default_configs`` sizes them for the
+device and the budget; ``quick_mode`` (``TEXTLAB_QUICK=1``) shrinks them for CI.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def default_configs(device: str = "auto", kind: str = "lstm",
                     minutes: float | None = None) -> tuple[ModelConfig, TrainConfig]:
     """The configuration a student gets: sized for a CPU laptop, bigger on a GPU, tiny in QUICK mode.
 
-    ``minutes`` is the training budget (default ``TrainConfig.minutes``); on a CPU the LSTM's
+    ``minutes`` is the training budget (default ``TrainConfig.minutes``, 5 on a GPU); on a CPU the LSTM's
     size, dropout, batch, learning rate, weight decay, weight averaging and how often it is
     evaluated follow it (``CPU_LSTM_BUDGETS``).
     ``kind="gpt"`` gives MiniGPT's: 4 blocks of width 128, 0.81 M parameters against the

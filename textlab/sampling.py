@@ -38,7 +38,7 @@ from .vocab import CharVocab
 MAX_TEMPERATURE = 100.0
 
 
-def _is_number(value, kind=numbers.Real) -> bool:
+def is_number(value, kind=numbers.Real) -> bool:
     """True for ints and floats, NumPy's included (``np.float32(0.8)``); never for True/False."""
     return isinstance(value, kind) and not isinstance(value, bool)
 
@@ -46,16 +46,16 @@ def _is_number(value, kind=numbers.Real) -> bool:
 def check_params(temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  length: int = 0, num_samples: int = 1) -> None:
     """Raise a ValueError that says what is allowed, before any work is done."""
-    if not _is_number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
+    if not is_number(temperature) or not 0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"temperature must be a number from 0 (greedy) to {MAX_TEMPERATURE:g}, "
                          f"not {temperature!r}")
-    if top_k is not None and (not _is_number(top_k, numbers.Integral) or top_k < 1):
+    if top_k is not None and (not is_number(top_k, numbers.Integral) or top_k < 1):
         raise ValueError(f"top_k must be an integer ≥ 1 or None, not {top_k!r}")
-    if top_p is not None and (not _is_number(top_p) or not 0 < top_p <= 1):
+    if top_p is not None and (not is_number(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"top_p must be a number in (0, 1] or None, not {top_p!r}")
-    if not _is_number(length, numbers.Integral) or length < 0:
+    if not is_number(length, numbers.Integral) or length < 0:
         raise ValueError(f"length must be an integer ≥ 0, not {length!r}")
-    if not _is_number(num_samples, numbers.Integral) or num_samples < 1:
+    if not is_number(num_samples, numbers.Integral) or num_samples < 1:
         raise ValueError(f"num_samples must be an integer ≥ 1, not {num_samples!r}")
 
 
@@ -88,7 +88,8 @@ def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | N
     return probs
 
 
-def _prime_ids(model: nn.Module, vocab: CharVocab, prime: str, num_samples: int) -> torch.Tensor:
+def prime_ids(model: nn.Module, vocab: CharVocab, prime: str, num_samples: int) -> torch.Tensor:
+    """The prime's ids, ``num_samples`` rows of them on the model's device: what sampling feeds first."""
     if not prime:
         raise ValueError("prime must hold at least one character (try '\\n' or a word)")
     ids = vocab.encode(prime)  # raises a clear error on characters the model never saw
@@ -104,7 +105,7 @@ def generate_ids(model: nn.Module, vocab: CharVocab, prime: str, length: int, te
     """Yield ``length`` steps of new ids, each a (num_samples,) tensor: the engine behind the samplers."""
     check_params(temperature, top_k, top_p, length, num_samples)
     with evaluating(model):  # no dropout while sampling; the caller's mode comes back after
-        x = _prime_ids(model, vocab, prime, num_samples)
+        x = prime_ids(model, vocab, prime, num_samples)
         logits, state = model(x)        # read the prime once: (B, T, V)
         noise = seeded_noise(length, num_samples, logits.shape[-1], seed, x.device)
         yield from generate_from(model, logits[:, -1], state, noise, temperature, top_k, top_p)
@@ -115,7 +116,7 @@ def seeded_generator(seed: int | None = None, device: str | torch.device = "cpu"
     generator = torch.Generator(device=device)
     if seed is None:
         generator.seed()
-    elif _is_number(seed, numbers.Integral):
+    elif is_number(seed, numbers.Integral):
         generator.manual_seed(int(seed))
     else:
         raise ValueError(f"seed must be an integer or None, not {seed!r}")
@@ -178,7 +179,7 @@ def next_char_probs(model: nn.Module, vocab: CharVocab, prime: str, temperature:
     """The distribution (V,) over the character that follows ``prime``."""
     check_params(temperature, top_k, top_p)
     with evaluating(model):
-        logits, _ = model(_prime_ids(model, vocab, prime, 1))
+        logits, _ = model(prime_ids(model, vocab, prime, 1))
     return probabilities(logits[0, -1], temperature, top_k, top_p).cpu()
 
 
@@ -188,7 +189,7 @@ def sample_refeed(model: nn.Module, vocab: CharVocab, prime: str, length: int, t
     """The slow way, for comparison only: re-read the whole text so far for every new character."""
     check_params(temperature, length=length)
     with evaluating(model):
-        ids = _prime_ids(model, vocab, prime, 1)
+        ids = prime_ids(model, vocab, prime, 1)
         generator = seeded_generator(0 if seed is None else seed, ids.device)
         for _ in range(length):
             context = ids if model.stateful else ids[:, -model.config.block_size:]

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import re
+import sys
 import threading
 import time
 from concurrent.futures import Future, InvalidStateError
@@ -35,21 +36,21 @@ from typing import Annotated, Literal
 import torch
 import torch.nn as nn
 
-from .checkpoints import CheckpointError, list_models, load_checkpoint
+from .checkpoints import CheckpointError, Loaded, list_models, load_checkpoint
 from .config import TextlabError
 from .models import count_parameters
 from .plots import show_char
-from .sampling import _prime_ids, check_params, generate_from, seeded_noise
+from .sampling import check_params, generate_from, prime_ids, seeded_noise
 from .training import kept_record
 from .vocab import CharVocab, show_chars
-from .widgets import CHART_BARS, _model_pairs, next_char_bars
+from .widgets import CHART_BARS, model_pairs, next_char_bars
 
 try:
     import uvicorn
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-    from pydantic import BaseModel, Field, field_validator, model_validator
+    from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 except ImportError as err:  # the core package never imports this module
     raise ImportError("textlab serve needs the serve extra: pip install 'textlab[serve]' "
                       f"(missing: {err.name})") from None
@@ -61,7 +62,7 @@ MAX_SAMPLES = 16             # samples per request
 MAX_TOTAL_CHARS = 16_000     # length × num_samples per request
 MAX_BULK = 16                # requests in one /generate/bulk
 SEED_MAX = 2**63 - 1         # torch generators take any non-negative 64-bit seed
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"  # a model is a name, never a path
+NAME_PATTERN = r"\w[\w.-]*"   # a model is a name (letters of any script), never a path: no / and no leading .
 GPT2_MAX_WAITING = 4         # GPT-2 requests running or waiting at once (it samples one at a time)
 PAGE = Path(__file__).with_name("serve_page.html")
 
@@ -72,16 +73,18 @@ class Limits:
 
     max_batch: int = 64          # rows sampled together in one forward pass
     max_queue: int = 256         # rows waiting for a model; a request that would pass it gets 429
-    time_budget: float = 30.0    # seconds per request, waiting in the queue included
+    time_budget: float = 30.0    # seconds per request, waiting included (GPT-2 may finish the sample it is on)
 
 
 # ---------------------------------------------------------------------------- requests and answers
 
 class Knobs(BaseModel):
-    """The sampling knobs, with the Python API's names and defaults (``textlab.sample``)."""
+    """The sampling knobs, with the Python API's names and defaults (``textlab.sample``), but for the
+    prime: by default each model's own (where its training text starts samples; see GET /models)."""
 
     model: Annotated[str, Field(max_length=100, description="a model name from GET /models (a name, never a path)")]
-    prime: Annotated[str, Field(min_length=1, max_length=MAX_PRIME)] = "\n"
+    prime: Annotated[str | None, Field(min_length=1, max_length=MAX_PRIME,
+                                       description="default: the model's own prime (GET /models)")] = None
     temperature: Annotated[float, Field(ge=0, le=10, description="0 = greedy")] = 1.0
     top_k: Annotated[int | None, Field(ge=1)] = None
     top_p: Annotated[float | None, Field(gt=0, le=1)] = None
@@ -91,7 +94,7 @@ class Knobs(BaseModel):
     @field_validator("model")
     @classmethod
     def _a_name(cls, name: str) -> str:
-        if not re.match(NAME_PATTERN, name):
+        if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(f"a model is a name from GET /models (letters, digits, _ . -), never a path: {name!r}")
         return name
 
@@ -110,6 +113,10 @@ class GenerateRequest(Knobs):
 
 
 class StreamRequest(Knobs):
+    """One sample, as query parameters; an unknown one (``num_samples``, a typo) is a 422, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
     length: Annotated[int, Field(ge=0, le=MAX_LENGTH)] = 300
     seed: Annotated[int | None, Field(ge=0, le=SEED_MAX)] = None
 
@@ -163,6 +170,7 @@ class ModelInfo(BaseModel):
     vocab_size: int | None
     val_bpc: float | None          # validation bits per character of the kept weights (training.kept_record)
     trained_on: str | None         # the characters it knows (a checkpoint does not name its corpus)
+    prime: str                     # where its samples start unless a request says otherwise
     loaded: bool
 
 
@@ -291,7 +299,7 @@ class Batcher:
             return
         first, rows = batch[0], sum(j.num_samples for j in batch)
         length = max(j.length for j in batch)
-        x = _prime_ids(self.model, self.vocab, first.prime, rows)
+        x = prime_ids(self.model, self.vocab, first.prime, rows)
         with torch.inference_mode():
             logits, state = self.model(x)
         # Each job's own noise, padded to the longest job and stacked: (length, rows, V).
@@ -348,46 +356,80 @@ class Served:
     model: nn.Module | None = None
     vocab: CharVocab | None = None
     history: list[dict] = field(default_factory=list)
+    prime: str = "\n"                 # where its samples start unless a request says otherwise
     batcher: Batcher | None = None
     tokenizer: object = None
+
+    def prime_for(self, knobs: Knobs) -> str:
+        """The request's prime, or else this model's own."""
+        return self.prime if knobs.prime is None else knobs.prime
+
+
+NAME_RULE = "a model name is letters (any script), digits and _ . - , starting with a letter or digit"
+
+
+def servable_name(name: str) -> str:
+    """``name`` itself if a model may have it (``NAME_PATTERN``), else a name it could be renamed to."""
+    if re.fullmatch(NAME_PATTERN, name):
+        return name
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".-") or "model"
 
 
 def find_checkpoints(folder: str | Path) -> dict[str, Path]:
     """The checkpoints in ``folder`` by name (``list_models``), leaving out any that lead outside it.
 
     A symlink whose target lies outside the folder is skipped, so serving a folder can never
-    expose a file elsewhere on the machine.
+    expose a file elsewhere on the machine. A name no request could ask for (``servable_name``)
+    is skipped with a note saying what to rename.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise TextlabError(f"no folder {folder}: pass the folder your runs are saved in, e.g. runs/")
-    root = folder.resolve()
-    return {name: path for name, path in list_models(folder).items()
-            if path.resolve().is_relative_to(root) and re.match(NAME_PATTERN, name)}
+    root, found = folder.resolve(), {}
+    for name, path in list_models(folder).items():
+        if not path.resolve().is_relative_to(root):
+            continue
+        if (renamed := servable_name(name)) != name:
+            where = path if path.parent == folder else path.parent  # NAME.pt, or the run folder NAME/
+            print(f"skipping {name}: {NAME_RULE}; rename {where} to "
+                  f"{where.with_name(renamed + ('.pt' if where == path else ''))}")
+        else:
+            found[name] = path
+    return found
 
 
-def load_folder(folder: str | Path) -> dict[str, tuple[nn.Module, CharVocab, list[dict]]]:
+def load_folder(folder: str | Path) -> dict[str, Loaded]:
     """Load every checkpoint in ``folder`` (``weights_only=True``); a broken one is skipped with a note."""
     loaded = {}
     for name, path in find_checkpoints(folder).items():
         try:
-            ckpt = load_checkpoint(path)
+            loaded[name] = load_checkpoint(path)
         except CheckpointError as err:
             print(f"skipping {name}: {err}")
-            continue
-        loaded[name] = (ckpt.model, ckpt.vocab, ckpt.history)
     return loaded
+
+
+def as_checkpoints(models, vocab: CharVocab | None = None) -> dict[str, Loaded]:
+    """What ``SamplerPanel`` takes, as {name: Loaded}: a checkpoint keeps its history and prime, a bare
+    (model, vocab) pair has no history and the prime "\\n"."""
+    given = list(models.values()) if isinstance(models, dict) else [models]
+    return {name: entry if isinstance(entry, Loaded) else Loaded(model, voc)
+            for (name, (model, voc)), entry in zip(model_pairs(models, vocab).items(), given)}
 
 
 class Registry:
     """The models by name, each character model with its batcher."""
 
-    def __init__(self, models: dict, limits: Limits, gpt2: str | None = None):
+    def __init__(self, models: dict[str, Loaded], limits: Limits, gpt2: str | None = None):
+        for name in models:
+            if (renamed := servable_name(name)) != name:
+                raise TextlabError(f"cannot serve a model named {name!r}: {NAME_RULE}; "
+                                   f"name it e.g. {renamed!r}")
         self.limits = limits
         self.models: dict[str, Served] = {}
-        for name, (model, vocab, history) in models.items():
-            self.models[name] = Served(name, model.config.kind, model, vocab, history,
-                                       Batcher(name, model, vocab, limits))
+        for name, ckpt in models.items():
+            self.models[name] = Served(name, ckpt.model.config.kind, ckpt.model, ckpt.vocab, ckpt.history,
+                                       ckpt.prime, Batcher(name, ckpt.model, ckpt.vocab, limits))
         if gpt2:
             self.models[gpt2] = Served(gpt2, "gpt2")
         self._gpt2_lock, self._gpt2_slots = threading.Lock(), threading.Semaphore(GPT2_MAX_WAITING)
@@ -411,25 +453,38 @@ class Registry:
                          vocab_size=len(served.vocab) if served.vocab else None,
                          val_bpc=kept_record(served.history)["val_bpc"] if served.history else None,
                          trained_on=(f"{len(chars)} characters: {chars[:80]}" if chars else "web text (WebText)"),
-                         loaded=served.model is not None)
+                         prime=served.prime, loaded=served.model is not None)
 
-    def gpt2_generate(self, served: Served, req: GenerateRequest) -> list[str]:
-        """GPT-2, one sample at a time under one lock (it is far bigger than a character model)."""
+    def gpt2_generate(self, served: Served, req: GenerateRequest, deadline: float) -> list[str]:
+        """GPT-2, one sample at a time under one lock (it is far bigger than a character model).
+
+        The request waits for the lock, and starts each sample, only until ``deadline`` (then 504).
+        A sample already begun is finished: it may run past the deadline by its own length.
+        """
         from . import gpt2
 
         if not self._gpt2_slots.acquire(blocking=False):  # a bounded wait, as for the character models
             raise ServeError(429, f"{served.name} is busy: {GPT2_MAX_WAITING} requests already run or wait; "
                                   "try again in a moment")
         try:
-            with self._gpt2_lock:
+            if not self._gpt2_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise _timeout(self.limits)
+            try:
                 if served.model is None:
                     try:
                         served.model, served.tokenizer = gpt2.load_pretrained(served.name)
                     except gpt2.PretrainedUnavailable as err:
                         raise ServeError(503, str(err)) from None
-                return [gpt2.generate(served.model, served.tokenizer, req.prime, req.length, req.temperature,
-                                      req.top_k, req.top_p, None if req.seed is None else req.seed + i)
-                        for i in range(req.num_samples)]
+                texts = []
+                for i in range(req.num_samples):
+                    if time.monotonic() > deadline:
+                        raise _timeout(self.limits)
+                    texts.append(gpt2.generate(served.model, served.tokenizer, served.prime_for(req), req.length,
+                                               req.temperature, req.top_k, req.top_p,
+                                               None if req.seed is None else req.seed + i))
+                return texts
+            finally:
+                self._gpt2_lock.release()
         finally:
             self._gpt2_slots.release()
 
@@ -455,8 +510,8 @@ def clean_prime(prime: str, vocab: CharVocab, unknown: str | None) -> str:
 
 # ---------------------------------------------------------------------------- the app
 
-def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None) -> FastAPI:
-    """The FastAPI app serving ``models``: {name: (model, vocab, history)} (see ``load_folder``).
+def create_app(models: dict[str, Loaded], limits: Limits = Limits(), gpt2: str | None = None) -> FastAPI:
+    """The FastAPI app serving ``models``: {name: checkpoint} (``load_folder``, or ``Loaded(model, vocab)``).
 
     ``gpt2`` names a pretrained model (e.g. "distilgpt2") to offer as well, loaded on first use.
     """
@@ -481,26 +536,27 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
         errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in err.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    def submit(req: GenerateRequest | StreamRequest, on_step=None) -> tuple[Served, Job]:
+    def submit(req: GenerateRequest | StreamRequest, deadline: float, on_step=None) -> tuple[Served, Job]:
         served = registry.char_model(req.model, "this endpoint") if on_step else registry.get(req.model)
         if served.kind == "gpt2":
             return served, None
-        prime = clean_prime(req.prime, served.vocab, req.unknown)
+        prime = clean_prime(served.prime_for(req), served.vocab, req.unknown)
         job = Job(prime, req.length, req.temperature, req.top_k, req.top_p, req.seed,
-                  getattr(req, "num_samples", 1), time.monotonic() + limits.time_budget, on_step)
+                  getattr(req, "num_samples", 1), deadline, on_step)
         try:
             check_params(job.temperature, job.top_k, job.top_p, job.length, job.num_samples)
         except ValueError as err:
             raise ServeError(400, str(err)) from None
         return served, served.batcher.submit(job)
 
-    async def generate_one(req: GenerateRequest) -> GenerateResponse:
-        start = time.monotonic()
-        served, job = submit(req)
+    async def generate_one(req: GenerateRequest, start: float) -> GenerateResponse:
+        """One request that arrived at ``start``: its time budget runs from then (a bulk's items share one)."""
+        deadline = start + limits.time_budget
+        served, job = submit(req, deadline)
         if job is None:
             from starlette.concurrency import run_in_threadpool
 
-            texts, rows = await run_in_threadpool(registry.gpt2_generate, served, req), 1
+            texts, rows = await run_in_threadpool(registry.gpt2_generate, served, req, deadline), 1
         else:
             try:
                 texts = await asyncio.wait_for(asyncio.wrap_future(job.future), limits.time_budget + 1)
@@ -533,7 +589,7 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
     @app.post("/generate", response_model=GenerateResponse)
     async def generate(req: GenerateRequest) -> GenerateResponse:
         """The prime followed by ``length`` new characters, ``num_samples`` times. Same seed, same text."""
-        return await generate_one(req)
+        return await generate_one(req, time.monotonic())
 
     @app.post("/generate/bulk", response_model=BulkResponse)
     async def generate_bulk(bulk: BulkRequest) -> BulkResponse:
@@ -543,9 +599,9 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
 
         async def one(req: GenerateRequest) -> GenerateResponse:
             if getattr(registry.models.get(req.model), "kind", None) != "gpt2":
-                return await generate_one(req)
+                return await generate_one(req, start)
             async with gpt2_turns:
-                return await generate_one(req)
+                return await generate_one(req, start)
 
         outcomes = await asyncio.gather(*(one(r) for r in bulk.requests), return_exceptions=True)
         items = []
@@ -572,7 +628,7 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
                 loop.call_soon_threadsafe(chunks.put_nowait, item)
 
         start = time.monotonic()
-        _, job = submit(req, lambda chars: put(chars[0]))
+        _, job = submit(req, start + limits.time_budget, lambda chars: put(chars[0]))
         job.future.add_done_callback(lambda _f: put(None))
 
         async def events():
@@ -597,7 +653,7 @@ def create_app(models: dict, limits: Limits = Limits(), gpt2: str | None = None)
         from starlette.concurrency import run_in_threadpool
 
         served = registry.char_model(req.model, "/next-char")
-        prime = clean_prime(req.prime, served.vocab, req.unknown)
+        prime = clean_prime(served.prime_for(req), served.vocab, req.unknown)
         bars = await run_in_threadpool(next_char_bars, served.model, served.vocab, prime, req.temperature,
                                        req.top_k, req.top_p, req.bars)
         return NextCharResponse(model=req.model, prime=prime,
@@ -625,7 +681,7 @@ def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000, limits:
     models = load_folder(folder)
     gpt2 = gpt2_name()
     if not models and not gpt2:
-        raise TextlabError(f"no checkpoints in {folder} (NAME.pt or NAME/model.pt); train one first: "
+        raise TextlabError(f"no checkpoints to serve in {folder} (NAME.pt or NAME/model.pt); train one first: "
                            "python -m textlab train --corpus tiny_shakespeare --out runs/shakespeare")
     app = create_app(models, limits, gpt2)
     names = list(models) + ([gpt2] if gpt2 else [])
@@ -648,7 +704,13 @@ class BackgroundServer:
         self.thread.join(timeout=10)
 
     def _repr_html_(self) -> str:
-        state = "running" if self.thread.is_alive() else "stopped"
+        running = self.thread.is_alive()
+        state = "running" if running else "stopped"
+        # In Colab the browser is not on this machine: a link to its 127.0.0.1 would lead nowhere.
+        # (The test is textlab.notebook.in_colab's; importing that module would fingerprint the sources.)
+        if "google.colab" in sys.modules:
+            return (f"textlab server {state} on port {self.server.config.port} of the Colab machine"
+                    + (": its page is shown above, through Colab's port proxy" if running else ""))
         return f'textlab server {state} at <a href="{self.url}" target="_blank">{self.url}</a>'
 
 
@@ -657,16 +719,17 @@ def start_background(models, vocab: CharVocab | None = None, host: str = "127.0.
     """Start a server for models in memory, in a background thread; returns once it answers.
 
     ``models`` is what ``SamplerPanel`` takes: one model plus its vocab, a loaded checkpoint,
-    or a dict {name: (model, vocab) or checkpoint}. ``port=0`` picks a free port.
+    or a dict {name: (model, vocab) or checkpoint}; each name as ``NAME_RULE`` says.
+    ``port=0`` picks a free port.
     """
     import socket
 
-    pairs = {name: (model, voc, []) for name, (model, voc) in _model_pairs(models, vocab).items()}
+    checkpoints = as_checkpoints(models, vocab)
     if port == 0:
         with socket.socket() as sock:
             sock.bind((host, 0))
             port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(pairs, limits), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(create_app(checkpoints, limits), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="textlab-serve", daemon=True)
     thread.start()

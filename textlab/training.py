@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tqdm.notebook import tqdm as tqdm_notebook
 
 from .batches import make_batches, score_windows
-from .checkpoints import check_fits, save_checkpoint
+from .checkpoints import check_fits, check_prime, save_checkpoint
 from .baselines import unigram_bpc
 from .config import ModelConfig, TextlabError, TrainConfig, pick_device
 from .corpora import Split, hold_out, split_text
@@ -67,7 +67,7 @@ def describe_context(model: nn.Module) -> str:
     """How ``evaluate`` reads ``model`` by default, in words, for a results table."""
     context, stride = default_context(model)
     if model.stateful:
-        return f"state carried: {stride}-char chunks, each after {context} of warm-up"
+        return f"{stride}-char chunks, each from a fresh state warmed up on the {context} chars before it"
     return f"sliding window of {context + stride}: every char sees ≥ {context}"
 
 
@@ -276,7 +276,8 @@ def _next_char_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, state):
 
 def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg: TrainConfig | None = None,
           callbacks=(), vocab: CharVocab | None = None, checkpoint: str | Path | None = None,
-          score: Callable[[nn.Module, torch.Tensor], float] = evaluate, unit: str = "bpc") -> TrainResult:
+          score: Callable[[nn.Module, torch.Tensor], float] = evaluate, unit: str = "bpc",
+          prime: str | None = None) -> TrainResult:
     """Train ``model`` on ``train_ids``; report its bits per character on ``val_ids``.
 
     The first ``cfg.dev_fraction`` of ``train_ids`` is held out (``hold_out``). Every
@@ -285,11 +286,12 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     and ``result.val_bpc`` is their validation score. With ``cfg.ema`` an average of the weights is
     scored and kept (``update_average``): ``model`` holds that average all along, so a callback that
     samples from ``model`` samples what is scored, and a copy of it is what the optimizer moves.
-    Stops when the budget (``cfg.steps`` and/or ``cfg.minutes`` of training: the evaluations' time
-    comes on top, so a model that is slow to score is not cut short by its own measurement) is
-    spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the loss
+    Stops when the budget (``cfg.steps`` and/or ``cfg.minutes`` of training: the evaluations' time,
+    their saves and the callbacks' ``on_eval`` plots included, comes on top, so a model is not cut
+    short by its own measurement) is spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the loss
     becomes NaN; ``model`` ends with the kept weights, in eval mode. With ``vocab`` and ``checkpoint``
-    set, each new best after step 0 is saved: the untrained model never replaces an earlier file.
+    set, each new best after step 0 is saved: the untrained model never replaces an earlier file;
+    ``prime`` (the text's ``Text.prime``) is saved with it, where ``sample`` should start.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
     ``unit`` is what the progress bar calls the scores: bits per character ("bpc") unless the ids
     are other tokens (the word model's "bits_per_token"); the history's keys keep their names.
@@ -317,6 +319,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     lr_at(0.5, cfg)  # an unknown schedule fails here, before any work
     if checkpoint is not None and vocab is not None:
         check_fits(model, vocab)  # and a checkpoint that could not be saved
+        check_prime(prime, vocab)
     if not model.stateful and cfg.seq_len > model.config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} is longer than the model's block_size="
                          f"{model.config.block_size}")
@@ -333,16 +336,14 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     budget = cfg.minutes * 60 if cfg.minutes is not None else math.inf
     result = TrainResult(model)
     best = {"dev_bpc": math.inf}
-    kept_weights, evals_without_best, scoring_s = None, 0, 0.0  # a time budget counts training only
+    kept_weights, evals_without_best, measuring_s = None, 0, 0.0  # a time budget counts training only
     state, step, chars, loss_sum, loss_count, lr = None, 0, 0, 0.0, 0, 0.0
 
-    def checkpoint_eval() -> str | None:
-        """Score dev and val, keep the best weights (by dev), tell the callbacks; "stop" to stop early."""
-        nonlocal kept_weights, evals_without_best, scoring_s, loss_sum, loss_count
-        t_eval = time.perf_counter()
+    def evaluate_and_keep(seconds: float) -> str | None:
+        """Score dev and val, keep (and save) the best weights by dev, tell the callbacks; "stop" to stop early."""
+        nonlocal kept_weights, evals_without_best, loss_sum, loss_count
         dev_bpc, val_bpc = score(model, dev_ids), score(model, val_ids)
-        scoring_s += time.perf_counter() - t_eval
-        record = {"step": step, "chars_seen": chars, "seconds": round(training_seconds(), 2),
+        record = {"step": step, "chars_seen": chars, "seconds": round(seconds, 2),
                   "train_bpc": loss_sum / loss_count / LN2 if loss_count else None,
                   "dev_bpc": dev_bpc, "val_bpc": val_bpc, "lr": lr}
         loss_sum, loss_count = 0.0, 0
@@ -353,7 +354,7 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             kept_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             evals_without_best = 0
             if checkpoint is not None and vocab is not None and step > 0:  # never the untrained model
-                save_checkpoint(checkpoint, model, vocab, cfg, result.history)
+                save_checkpoint(checkpoint, model, vocab, cfg, result.history, prime)
         else:
             evals_without_best += 1
         _emit(callbacks, "on_eval", record)
@@ -362,21 +363,31 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
             return "stop"
         return None
 
+    def checkpoint_eval() -> str | None:
+        """``evaluate_and_keep``, timed apart: scoring, saving and the callbacks' plots are measurement."""
+        nonlocal measuring_s
+        t_eval = time.perf_counter()
+        try:
+            return evaluate_and_keep(training_seconds())
+        finally:
+            measuring_s += time.perf_counter() - t_eval
+
     def training_seconds() -> float:
-        """Seconds spent training so far: scoring is measurement, and a time budget does not pay for it."""
-        return time.perf_counter() - start - scoring_s
+        """Seconds spent training so far: a time budget pays for training, not for measuring it."""
+        return time.perf_counter() - start - measuring_s
 
     bar = progress_bar(cfg, "training")
     start = time.perf_counter()
     try:
         checkpoint_eval()  # step 0: the untrained model, about log2(vocabulary size) bits
         while True:
-            progress = max(step / max_steps, training_seconds() / budget)
-            if progress >= 1:
+            spent = training_seconds() / budget
+            if max(step / max_steps, spent) >= 1:
                 if loss_count:  # steps since the last evaluation: score them too
                     checkpoint_eval()
                 break
-            lr = apply_lr(optimizer, progress, cfg)
+            # The schedule where this step ends: the first step learns, the last reaches the schedule's end.
+            lr = apply_lr(optimizer, max((step + 1) / max_steps, spent), cfg)
             x, y, reset = next(batches)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if reset or not model.stateful:
@@ -462,13 +473,13 @@ class Run:
 
 
 def train_on_text(text: str, model_cfg: ModelConfig, train_cfg: TrainConfig, callbacks=(),
-                  checkpoint: str | Path | None = None) -> Run:
+                  checkpoint: str | Path | None = None, prime: str | None = None) -> Run:
     """The whole recipe in one call: vocabulary → split → model → train (the CLI runs this)."""
     vocab = CharVocab.from_text(text)
     split = split_text(text, train_cfg.val_fraction)
     model = build_model(replace(model_cfg, vocab_size=len(vocab)))
     result = train(model, vocab.encode(split.train), vocab.encode(split.val), train_cfg, callbacks,
-                   vocab=vocab, checkpoint=checkpoint)
+                   vocab=vocab, checkpoint=checkpoint, prime=prime)
     return Run(model, vocab, split, result, unigram_bpc(split.train, split.val))
 
 

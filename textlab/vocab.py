@@ -69,7 +69,7 @@ class CharVocab:
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         """Ids → text. An id outside 0 … len(vocab) - 1 is an error (Python would read -1 as the last)."""
-        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        ids = ids.reshape(-1).tolist() if isinstance(ids, torch.Tensor) else list(ids)  # a 0-d tensor too
         if ids and (min(ids) < 0 or max(ids) >= len(self)):
             bad = min(ids) if min(ids) < 0 else max(ids)
             raise TextlabError(f"id {bad} is not in this vocabulary of {len(self)} characters "

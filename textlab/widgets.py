@@ -140,7 +140,7 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _model_pairs(models, vocab: CharVocab | None) -> dict[str, tuple[nn.Module, CharVocab]]:
+def model_pairs(models, vocab: CharVocab | None) -> dict[str, tuple[nn.Module, CharVocab]]:
     """Accept one model plus its vocab, a checkpoint, or a dict of name → (model, vocab) / checkpoint."""
     if not isinstance(models, dict):
         if isinstance(models, Loaded):
@@ -197,7 +197,7 @@ class SamplerPanel(_Shown):
 
     def __init__(self, models, vocab: CharVocab | None = None, prime: str = "\n", length: int = 300,
                  temperature: float = 0.8, seed: int = 0):
-        pairs = _model_pairs(models, vocab)
+        pairs = model_pairs(models, vocab)
         slider = dict(continuous_update=False, style={"description_width": "initial"})
         self.temperature = widgets.FloatSlider(
             value=temperature, min=TEMPERATURE_RANGE[0], max=TEMPERATURE_RANGE[1],
