@@ -16,7 +16,8 @@ from typing import NoReturn
 
 import torch
 
-from textlab.config import ModelConfig, TextlabError, TrainConfig
+from textlab.cli import exit_status
+from textlab.config import ModelConfig, TrainConfig
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 # Tiny Shakespeare's 65 characters: the vocabulary of the speed benchmarks, whose models have random
@@ -61,14 +62,10 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_main(main: Callable[[], None]) -> None:
-    """Run a benchmark's ``main``; a problem the user can fix (a corpus that cannot be loaded, a value
-    textlab refuses) ends in one line on stderr and exit status 2, as ``python -m textlab`` does."""
-    try:
-        main()
-    except (TextlabError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+def run_main(main: Callable[[], None]) -> NoReturn:
+    """Run a benchmark's ``main`` and exit as ``python -m textlab`` does: a problem the user can fix (a
+    corpus that cannot be loaded, a value textlab refuses) ends in one line on stderr and status 2."""
+    sys.exit(exit_status(main))
 
 
 def seconds(fn) -> float:

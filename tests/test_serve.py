@@ -365,7 +365,8 @@ def colab(monkeypatch):
     import google.colab  # noqa: F401
 
     yield
-    sys.modules.pop("google.colab")
+    for name in ("google.colab.output", "google.colab"):
+        sys.modules.pop(name, None)
 
 
 def test_in_colab_the_server_points_to_the_page_shown_not_to_a_dead_link(colab):
@@ -377,6 +378,31 @@ def test_in_colab_the_server_points_to_the_page_shown_not_to_a_dead_link(colab):
         server.stop()
     assert "127.0.0.1" not in shown and f"port {server.server.config.port}" in shown
     assert "Colab's port proxy" in shown
+
+
+def shown_in_notebook(monkeypatch) -> tuple[serve.BackgroundServer, list]:
+    """``serve_in_notebook``'s server and what it displayed: an IFrame, or the port Colab's proxy shows."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    if "google.colab" in sys.modules:
+        from google.colab import output
+
+        monkeypatch.setattr(output, "serve_kernel_port_as_iframe", lambda port, height: shown.append(port))
+    server = serve.serve_in_notebook({"cat": tiny()})
+    server.stop()
+    return server, shown
+
+
+def test_in_a_notebook_the_page_is_an_iframe_of_the_loopback_address(monkeypatch):
+    server, shown = shown_in_notebook(monkeypatch)
+    assert len(shown) == 1 and shown[0].src == server.url and "127.0.0.1" in server.url
+
+
+def test_in_colab_the_page_goes_through_the_port_proxy(colab, monkeypatch):
+    server, shown = shown_in_notebook(monkeypatch)
+    assert shown == [server.server.config.port]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -1,4 +1,4 @@
-"""``python -m textlab train|sample|corpora``"""
+"""``python -m textlab train|sample|corpora|serve``"""
 
 from .cli import main
 

@@ -237,12 +237,12 @@ def cmd_serve(args) -> None:
     serve(args.folder, args.host, args.port)
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("MPLBACKEND", "Agg")  # files only: no window
-    args = build_parser().parse_args(argv)
+def exit_status(command: typing.Callable[[], object]) -> int:
+    """Run ``command`` and return the program's exit status: 0 when it ends well; a problem the user
+    can fix (a ``TextlabError``, a refused value, a file that cannot be read) prints one line on
+    stderr, no traceback, and gives 2; Ctrl-C gives 130. The benchmarks end the same way."""
     try:
-        {"corpora": cmd_corpora, "train": cmd_train, "sample": cmd_sample,
-         "serve": cmd_serve}[args.command](args)
+        command()
     except (TextlabError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -250,3 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # files only: no window
+    args = build_parser().parse_args(argv)
+    command = {"corpora": cmd_corpora, "train": cmd_train, "sample": cmd_sample, "serve": cmd_serve}[args.command]
+    return exit_status(lambda: command(args))

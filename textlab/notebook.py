@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .config import pick_device, quick_mode
+from .config import in_colab, pick_device, quick_mode
 from .corpora import DATA_DIR, REGISTRY_PATH, CorpusError
 
 GITHUB_REPO = "textlab-course/textlab"  # notebooks/set_repo.py changes it everywhere at once
@@ -102,11 +102,6 @@ import textlab
 from textlab.notebook import setup
 device = setup(seed=0)
 """
-
-
-def in_colab() -> bool:
-    """Whether this kernel runs in Google Colab (its ``google.colab`` module is imported)."""
-    return "google.colab" in sys.modules
 
 
 def seed_everything(seed: int = 0) -> None:

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoints import CheckpointError, Loaded, list_models, load_checkpoint
-from .config import TextlabError
+from .config import TextlabError, in_colab
 from .models import count_parameters
 from .plots import show_char
 from .sampling import check_params, generate_from, prime_ids, seeded_noise
@@ -707,8 +707,7 @@ class BackgroundServer:
         running = self.thread.is_alive()
         state = "running" if running else "stopped"
         # In Colab the browser is not on this machine: a link to its 127.0.0.1 would lead nowhere.
-        # (The test is textlab.notebook.in_colab's; importing that module would fingerprint the sources.)
-        if "google.colab" in sys.modules:
+        if in_colab():
             return (f"textlab server {state} on port {self.server.config.port} of the Colab machine"
                     + (": its page is shown above, through Colab's port proxy" if running else ""))
         return f'textlab server {state} at <a href="{self.url}" target="_blank">{self.url}</a>'
@@ -751,10 +750,10 @@ def serve_in_notebook(models, vocab: CharVocab | None = None, height: int = 640,
 
     server = start_background(models, vocab, limits=limits)
     port = server.server.config.port
-    try:
-        from google.colab import output  # only in Colab: the browser cannot reach the VM's 127.0.0.1
+    if in_colab():  # the browser cannot reach the Colab machine's 127.0.0.1: go through its port proxy
+        from google.colab import output
 
         output.serve_kernel_port_as_iframe(port, height=str(height))
-    except ImportError:
+    else:
         display(IFrame(server.url, width="100%", height=height))
     return server

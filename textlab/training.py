@@ -102,7 +102,8 @@ def nll(model: nn.Module, ids: torch.Tensor, context: int | None = None, stride:
                 rows = torch.stack([torch.arange(s, s + length) for s, _ in group]).to(device)  # (B, L)
                 logits, _ = model(x[rows])                                                        # (B, L, V)
                 losses = F.cross_entropy(logits.float().transpose(1, 2), y[rows], reduction="none")  # (B, L)
-                keep = torch.arange(length, device=device) >= torch.tensor([o for _, o in group], device=device)[:, None]
+                offsets = torch.tensor([o for _, o in group], device=device)                     # (B,)
+                keep = torch.arange(length, device=device) >= offsets[:, None]  # (B, L): past the context
                 total += losses[keep].sum().item()
     return total, len(y)
 
@@ -286,10 +287,10 @@ def train(model: nn.Module, train_ids: torch.Tensor, val_ids: torch.Tensor, cfg:
     and ``result.val_bpc`` is their validation score. With ``cfg.ema`` an average of the weights is
     scored and kept (``update_average``): ``model`` holds that average all along, so a callback that
     samples from ``model`` samples what is scored, and a copy of it is what the optimizer moves.
-    Stops when the budget (``cfg.steps`` and/or ``cfg.minutes`` of training: the evaluations' time,
-    their saves and the callbacks' ``on_eval`` plots included, comes on top, so a model is not cut
-    short by its own measurement) is spent, after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the loss
-    becomes NaN; ``model`` ends with the kept weights, in eval mode. With ``vocab`` and ``checkpoint``
+    Stops when the budget is spent (``cfg.steps`` and/or ``cfg.minutes`` of training; the evaluations,
+    their saves and the callbacks' ``on_eval`` plots come on top, so a model is not cut short by its
+    own measurement), after ``cfg.patience`` evaluations without a new best, on Ctrl-C, or if the
+    loss becomes NaN; ``model`` ends with the kept weights, in eval mode. With ``vocab`` and ``checkpoint``
     set, each new best after step 0 is saved: the untrained model never replaces an earlier file;
     ``prime`` (the text's ``Text.prime``) is saved with it, where ``sample`` should start.
     Callbacks are objects with any of ``on_step(info)``, ``on_eval(record)``, ``on_end(result)``.
