@@ -21,6 +21,7 @@ from conftest import REPETITIVE_TEXT  # noqa: E402
 from textlab import CharLSTM, CharVocab, MiniGPT, sample, save_checkpoint  # noqa: E402
 from textlab import TextlabError, serve  # noqa: E402
 from textlab.checkpoints import Loaded  # noqa: E402
+from textlab.config import in_colab  # noqa: E402
 from textlab.serve import Limits, create_app, load_folder  # noqa: E402
 
 TEXT = REPETITIVE_TEXT + "\n"  # the library's default prime is a newline
@@ -386,7 +387,7 @@ def shown_in_notebook(monkeypatch) -> tuple[serve.BackgroundServer, list]:
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", shown.append)
-    if "google.colab" in sys.modules:
+    if in_colab():
         from google.colab import output
 
         monkeypatch.setattr(output, "serve_kernel_port_as_iframe", lambda port, height: shown.append(port))
